@@ -1,0 +1,3 @@
+from matforge.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""The `matforge` command line: parse, call the library, render. No science lives here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from matforge._version import __version__
+from matforge.core.errors import MatforgeError
+from matforge.core.progress import configure_logging, stderr_console
+
+
+class _Group(TyperGroup):
+    """Reports a MatforgeError (bad input) as one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MatforgeError as exc:
+            stderr_console().print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="matforge",
+    help="Machine-learning-driven inverse materials design.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"matforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-v: debug).")
+    ] = 0,
+) -> None:
+    configure_logging(verbose, quiet=quiet)
+
+
+def _register() -> None:
+    from matforge.cli import data, doctor
+
+    app.command("doctor")(doctor.doctor)
+    app.add_typer(data.app, name="data")
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -233,3 +233,17 @@ def test_scaling_amounts_gives_equal_composition(mapping: dict[str, float], k: f
     comp = Composition(mapping)
     scaled = Composition({el: k * a for el, a in mapping.items()})
     assert scaled.isclose(comp, atol=1e-12)
+
+
+@given(st.text(alphabet="AaCcFeNiOo()[]0123456789.-% eE", max_size=20))
+def test_any_text_parses_or_raises_composition_error(text: str) -> None:
+    """The parser never fails with anything but a CompositionError that names the input."""
+    try:
+        comp = Composition(text)
+    except CompositionError as exc:
+        message = str(exc)
+        comp = None
+    if comp is None:
+        assert message
+    else:
+        assert math.fsum(comp.values()) == pytest.approx(1.0, abs=1e-12)

@@ -13,8 +13,7 @@ _STATUS_STYLE = {"usable": "green", "needs extra": "yellow", "planned": "dim"}
 
 
 def doctor(json_output: JsonFlag = False) -> None:
-    """Report versions of matforge, Python, torch, ASE and each optional extra, and which
-    parts are usable."""
+    """Versions of matforge, Python, torch, ASE and each extra; which parts are usable."""
     report = environment_report()
     missing_core = [p for p, v in report["core_packages"].items() if v is None]
     if json_output:

@@ -34,11 +34,14 @@ def test_help_lists_command_groups() -> None:
 def test_doctor_table_and_json() -> None:
     result = run("doctor")
     assert result.exit_code == 0, result.output
-    for heading in ("Core packages", "Optional extras", "Parts", "planned", "usable"):
+    for heading in ("Core packages", "Optional extras", "Parts", "planned", "usable", "partial"):
         assert heading in result.stdout
     report = json.loads(run("doctor", "--json").stdout)
     assert report["matforge"] == __version__
     assert {row["part"] for row in report["parts"]} >= {"core", "calphad", "design", "mlip"}
+    calphad = next(row for row in report["parts"] if row["part"] == "calphad")
+    assert calphad["status"] == "partial"
+    assert "equilibrium planned" in result.stdout
 
 
 def test_data_list() -> None:

@@ -31,12 +31,24 @@ def test_parts_status() -> None:
     assert set(rows) == {p.key for p in PARTS}
     assert rows["core"]["status"] == "usable"
     for row in rows.values():
-        assert row["status"] == ("planned" if not row["implemented"] else row["status"])
         if not row["implemented"]:
+            assert row["status"] == "planned"
             assert row["install_hint"] == ""
+        elif row["missing_extras"]:
+            assert row["status"] == "needs extra"
+            assert row["install_hint"].startswith("pip install 'matforge[")
+        else:
+            assert row["status"] == ("partial" if row["progress"] else "usable")
 
 
 def test_report_is_strict_json() -> None:
     report = json.loads(dumps_json(environment_report()))
     assert report["torch"]["version"]
     assert report["core_packages"]["ase"]
+
+
+def test_a_part_in_progress_is_reported_partial_not_usable() -> None:
+    calphad = next(row for row in parts_status() if row["part"] == "calphad")
+    assert calphad["implemented"]
+    assert calphad["progress"]
+    assert calphad["status"] in {"partial", "needs extra"}

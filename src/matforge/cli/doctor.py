@@ -9,7 +9,7 @@ from rich.table import Table
 from matforge.cli._output import JsonFlag, print_json, stdout_console
 from matforge.core.environment import environment_report
 
-_STATUS_STYLE = {"usable": "green", "needs extra": "yellow", "planned": "dim"}
+_STATUS_STYLE = {"usable": "green", "partial": "cyan", "needs extra": "yellow", "planned": "dim"}
 
 
 def doctor(json_output: JsonFlag = False) -> None:
@@ -58,7 +58,8 @@ def _render(report: dict) -> None:
     parts.add_column("to enable")
     for row in report["parts"]:
         style = _STATUS_STYLE[row["status"]]
+        title = row["title"] + (f" [dim]({row['progress']})[/]" if row["progress"] else "")
         parts.add_row(
-            row["part"], f"[{style}]{row['status']}[/]", row["title"], escape(row["install_hint"])
+            row["part"], f"[{style}]{row['status']}[/]", title, escape(row["install_hint"])
         )
     console.print(parts)

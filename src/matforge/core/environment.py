@@ -26,7 +26,8 @@ class Part:
     title: str
     module: str
     extras: tuple[str, ...] = ()
-    issue: str = ""
+    #: What exists of a part that is still being built; empty once the part is complete.
+    progress: str = ""
 
 
 PARTS: tuple[Part, ...] = (
@@ -52,6 +53,7 @@ PARTS: tuple[Part, ...] = (
         "Differentiable CALPHAD with implicit-function gradients",
         "matforge.calphad",
         ("calphad",),
+        progress="Gibbs energies of TDB phases as torch functions; equilibrium planned",
     ),
     Part(
         "design",
@@ -141,7 +143,7 @@ def parts_status() -> list[dict[str, Any]]:
         elif missing_extras:
             status = "needs extra"
         else:
-            status = "usable"
+            status = "partial" if part.progress else "usable"
         rows.append(
             {
                 "part": part.key,
@@ -151,6 +153,7 @@ def parts_status() -> list[dict[str, Any]]:
                 "extras": list(part.extras),
                 "missing_extras": missing_extras,
                 "status": status,
+                "progress": part.progress,
                 "install_hint": (
                     f"pip install 'matforge[{','.join(missing_extras)}]'"
                     if implemented and missing_extras

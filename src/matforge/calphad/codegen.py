@@ -1,0 +1,199 @@
+"""Compile symengine expressions (pycalphad's Gibbs energy models) into batched torch code.
+
+pycalphad builds each phase's molar Gibbs energy as a symengine expression of the site
+fractions, T and P. Walking that tree at every evaluation would cost Python time per node;
+instead the expressions go through common-subexpression elimination once and are printed as
+the source of one Python function of torch operations, compiled with `exec`. The function
+takes a (N, n_inputs) float64 tensor and returns one (N,) tensor per expression, so a batch
+of N points costs one pass of vectorized kernels, and autograd differentiates it.
+
+Only the node types that CALPHAD models produce are supported (sums, products, powers,
+log, exp, piecewise functions of T with relational conditions); anything else raises an
+error naming the node, rather than evaluating something approximate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import symengine
+import torch
+
+from matforge.core.errors import MatforgeError
+
+Inputs = torch.Tensor
+CompiledFunction = Callable[[Inputs], tuple[torch.Tensor, ...]]
+
+
+class CodegenError(MatforgeError):
+    """An expression holds a construct the torch translation does not support."""
+
+
+def _where(condition: torch.Tensor | bool, a: object, b: object) -> torch.Tensor:
+    """torch.where that accepts Python numbers for either branch (constants of a model)."""
+    values = [x for x in (a, b) if isinstance(x, torch.Tensor)]
+    tensors = [*values, *([condition] if isinstance(condition, torch.Tensor) else [])]
+    device = tensors[0].device if tensors else None
+    dtype = values[0].dtype if values else torch.float64
+    a_t = torch.as_tensor(a, dtype=dtype, device=device)
+    b_t = torch.as_tensor(b, dtype=dtype, device=device)
+    return torch.where(torch.as_tensor(condition, device=device), a_t, b_t)
+
+
+_RUNTIME = {"torch": torch, "_where": _where, "math": math}
+
+
+class _Printer:
+    """Prints one CSE-reduced expression as a torch expression string."""
+
+    def __init__(self, names: dict[symengine.Basic, str]) -> None:
+        self.names = names
+
+    def __call__(self, expr: symengine.Basic) -> str:
+        if expr in self.names:
+            return self.names[expr]
+        kind = type(expr).__name__
+        method = getattr(self, f"_print_{kind.lower()}", None)
+        if method is not None:
+            return method(expr)
+        if expr.is_Number:
+            return repr(float(expr))
+        if expr.is_Symbol:
+            raise CodegenError(f"expression depends on {expr}, which is not an input")
+        raise CodegenError(f"cannot translate {kind} node to torch: {expr}")
+
+    def _print_add(self, expr: symengine.Basic) -> str:
+        return "(" + " + ".join(self(a) for a in expr.args) + ")"
+
+    def _print_mul(self, expr: symengine.Basic) -> str:
+        return "(" + " * ".join(self(a) for a in expr.args) + ")"
+
+    def _print_pow(self, expr: symengine.Basic) -> str:
+        base, exponent = expr.args
+        if base == symengine.E:
+            return f"torch.exp({self(exponent)})"
+        if exponent.is_Integer:
+            return f"({self(base)} ** {int(exponent)})"
+        if exponent.is_Number:
+            return f"torch.pow({self(base)}, {float(exponent)!r})"
+        return f"torch.pow({self(base)}, {self(exponent)})"
+
+    def _print_exp1(self, expr: symengine.Basic) -> str:
+        return repr(math.e)
+
+    def _print_log(self, expr: symengine.Basic) -> str:
+        return f"torch.log({self(expr.args[0])})"
+
+    def _print_exp(self, expr: symengine.Basic) -> str:
+        return f"torch.exp({self(expr.args[0])})"
+
+    def _print_abs(self, expr: symengine.Basic) -> str:
+        return f"torch.abs({self(expr.args[0])})"
+
+    def _print_piecewise(self, expr: symengine.Basic) -> str:
+        args = list(expr.args)
+        branches = list(zip(args[0::2], args[1::2], strict=True))
+        # Nested where, innermost first: a branch without a true condition falls back to NaN.
+        code = "float('nan')"
+        for value, condition in reversed(branches):
+            if condition == symengine.true:
+                code = self(value)
+            elif condition == symengine.false:
+                continue
+            else:
+                code = f"_where({self(condition)}, {self(value)}, {code})"
+        return code
+
+    def _print_strictlessthan(self, expr: symengine.Basic) -> str:
+        return f"({self(expr.args[0])} < {self(expr.args[1])})"
+
+    def _print_lessthan(self, expr: symengine.Basic) -> str:
+        return f"({self(expr.args[0])} <= {self(expr.args[1])})"
+
+    def _print_strictgreaterthan(self, expr: symengine.Basic) -> str:
+        return f"({self(expr.args[0])} > {self(expr.args[1])})"
+
+    def _print_greaterthan(self, expr: symengine.Basic) -> str:
+        return f"({self(expr.args[0])} >= {self(expr.args[1])})"
+
+    def _print_equality(self, expr: symengine.Basic) -> str:
+        # CSE replaces a shared condition by a symbol s and writes its use as Eq(s, True).
+        left, right = expr.args
+        if right == symengine.true:
+            return self(left)
+        if left == symengine.true:
+            return self(right)
+        return f"({self(left)} == {self(right)})"
+
+    def _print_and(self, expr: symengine.Basic) -> str:
+        parts = [self(a) for a in expr.args]
+        code = parts[0]
+        for part in parts[1:]:
+            code = f"torch.logical_and(torch.as_tensor({code}), torch.as_tensor({part}))"
+        return code
+
+    def _print_or(self, expr: symengine.Basic) -> str:
+        parts = [self(a) for a in expr.args]
+        code = parts[0]
+        for part in parts[1:]:
+            code = f"torch.logical_or(torch.as_tensor({code}), torch.as_tensor({part}))"
+        return code
+
+    def _print_booleantrue(self, expr: symengine.Basic) -> str:
+        return "True"
+
+    def _print_booleanfalse(self, expr: symengine.Basic) -> str:
+        return "False"
+
+
+@dataclass(frozen=True)
+class TorchProgram:
+    """A compiled batch of expressions: call with a (N, n_inputs) tensor."""
+
+    inputs: tuple[symengine.Basic, ...]
+    source: str
+    function: CompiledFunction
+
+    def __call__(self, values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if values.ndim != 2 or values.shape[1] != len(self.inputs):
+            raise CodegenError(
+                f"expected inputs of shape (N, {len(self.inputs)}) for "
+                f"{[str(s) for s in self.inputs]}, got {tuple(values.shape)}"
+            )
+        return self.function(values)
+
+
+def compile_expressions(
+    expressions: Sequence[symengine.Basic],
+    inputs: Sequence[symengine.Basic],
+    name: str = "program",
+) -> TorchProgram:
+    """Compile `expressions` of the symbols `inputs` into one batched torch function.
+
+    Every output has shape (N,), also for an expression that is constant or ignores some
+    inputs, so callers can stack them.
+    """
+    inputs = tuple(inputs)
+    names: dict[symengine.Basic, str] = {symbol: f"_in{i}" for i, symbol in enumerate(inputs)}
+    free = set().union(*(e.free_symbols for e in expressions)) if expressions else set()
+    unknown = [str(s) for s in free if s not in names]
+    if unknown:
+        raise CodegenError(f"{name}: expressions depend on {sorted(unknown)}, not among inputs")
+
+    replacements, reduced = symengine.cse(list(expressions))
+    printer = _Printer(names)
+    lines = [f"def {name}(X):"]
+    lines += [f"    _in{i} = X[:, {i}]" for i in range(len(inputs))]
+    lines.append("    _zero = X[:, 0] * 0.0")
+    for symbol, value in replacements:
+        target = f"_cse{len(printer.names)}"
+        lines.append(f"    {target} = {printer(value)}")
+        printer.names[symbol] = target
+    outputs = [f"(_zero + {printer(e)})" for e in reduced]
+    lines.append(f"    return ({', '.join(outputs)},)")
+    source = "\n".join(lines) + "\n"
+    namespace: dict[str, object] = dict(_RUNTIME)
+    exec(compile(source, f"<matforge.calphad:{name}>", "exec"), namespace)
+    return TorchProgram(inputs=inputs, source=source, function=namespace[name])  # type: ignore[arg-type]

@@ -71,3 +71,17 @@ def test_input_shape_is_checked() -> None:
     program = compile_expressions([x + y], [x, y])
     with pytest.raises(CodegenError, match=r"expected inputs of shape \(N, 2\)"):
         program(torch.ones(3, 3, dtype=torch.float64))
+
+
+def test_comparisons_and_logical_operators() -> None:
+    outside = symengine.Or(symengine.Gt(x, 2), symengine.Ge(-1, x))
+    program = compile_expressions(
+        [
+            symengine.Piecewise((1, outside), (0, True)),
+            symengine.Piecewise((symengine.Abs(x), symengine.Ne(x, 0)), (5, True)),
+        ],
+        [x],
+    )
+    flags, absolute = program(inputs([-2.0, -1.0, 0.0, 2.0, 3.0]))
+    assert flags.tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]
+    assert absolute.tolist() == [2.0, 1.0, 5.0, 2.0, 3.0]

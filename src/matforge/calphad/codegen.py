@@ -45,6 +45,18 @@ def _where(condition: torch.Tensor | bool, a: object, b: object) -> torch.Tensor
 _RUNTIME = {"torch": torch, "_where": _where, "math": math}
 
 
+_FUNCTIONS = {"log": "torch.log", "exp": "torch.exp", "Abs": "torch.abs"}
+_COMPARISONS = {
+    "StrictLessThan": "<",
+    "LessThan": "<=",
+    "StrictGreaterThan": ">",
+    "GreaterThan": ">=",
+    "Unequality": "!=",
+}
+_LOGICAL = {"And": "torch.logical_and", "Or": "torch.logical_or"}
+_CONSTANTS = {"BooleanTrue": "True", "BooleanFalse": "False", "Exp1": repr(math.e)}
+
+
 class _Printer:
     """Prints one CSE-reduced expression as a torch expression string."""
 
@@ -55,6 +67,18 @@ class _Printer:
         if expr in self.names:
             return self.names[expr]
         kind = type(expr).__name__
+        args = expr.args
+        if kind in _FUNCTIONS:
+            return f"{_FUNCTIONS[kind]}({self(args[0])})"
+        if kind in _COMPARISONS:
+            return f"({self(args[0])} {_COMPARISONS[kind]} {self(args[1])})"
+        if kind in _LOGICAL:
+            code = self(args[0])
+            for arg in args[1:]:
+                code = f"{_LOGICAL[kind]}(torch.as_tensor({code}), torch.as_tensor({self(arg)}))"
+            return code
+        if kind in _CONSTANTS:
+            return _CONSTANTS[kind]
         method = getattr(self, f"_print_{kind.lower()}", None)
         if method is not None:
             return method(expr)
@@ -80,18 +104,6 @@ class _Printer:
             return f"torch.pow({self(base)}, {float(exponent)!r})"
         return f"torch.pow({self(base)}, {self(exponent)})"
 
-    def _print_exp1(self, expr: symengine.Basic) -> str:
-        return repr(math.e)
-
-    def _print_log(self, expr: symengine.Basic) -> str:
-        return f"torch.log({self(expr.args[0])})"
-
-    def _print_exp(self, expr: symengine.Basic) -> str:
-        return f"torch.exp({self(expr.args[0])})"
-
-    def _print_abs(self, expr: symengine.Basic) -> str:
-        return f"torch.abs({self(expr.args[0])})"
-
     def _print_piecewise(self, expr: symengine.Basic) -> str:
         args = list(expr.args)
         branches = list(zip(args[0::2], args[1::2], strict=True))
@@ -100,23 +112,9 @@ class _Printer:
         for value, condition in reversed(branches):
             if condition == symengine.true:
                 code = self(value)
-            elif condition == symengine.false:
-                continue
-            else:
+            elif condition != symengine.false:
                 code = f"_where({self(condition)}, {self(value)}, {code})"
         return code
-
-    def _print_strictlessthan(self, expr: symengine.Basic) -> str:
-        return f"({self(expr.args[0])} < {self(expr.args[1])})"
-
-    def _print_lessthan(self, expr: symengine.Basic) -> str:
-        return f"({self(expr.args[0])} <= {self(expr.args[1])})"
-
-    def _print_strictgreaterthan(self, expr: symengine.Basic) -> str:
-        return f"({self(expr.args[0])} > {self(expr.args[1])})"
-
-    def _print_greaterthan(self, expr: symengine.Basic) -> str:
-        return f"({self(expr.args[0])} >= {self(expr.args[1])})"
 
     def _print_equality(self, expr: symengine.Basic) -> str:
         # CSE replaces a shared condition by a symbol s and writes its use as Eq(s, True).
@@ -126,26 +124,6 @@ class _Printer:
         if left == symengine.true:
             return self(right)
         return f"({self(left)} == {self(right)})"
-
-    def _print_and(self, expr: symengine.Basic) -> str:
-        parts = [self(a) for a in expr.args]
-        code = parts[0]
-        for part in parts[1:]:
-            code = f"torch.logical_and(torch.as_tensor({code}), torch.as_tensor({part}))"
-        return code
-
-    def _print_or(self, expr: symengine.Basic) -> str:
-        parts = [self(a) for a in expr.args]
-        code = parts[0]
-        for part in parts[1:]:
-            code = f"torch.logical_or(torch.as_tensor({code}), torch.as_tensor({part}))"
-        return code
-
-    def _print_booleantrue(self, expr: symengine.Basic) -> str:
-        return "True"
-
-    def _print_booleanfalse(self, expr: symengine.Basic) -> str:
-        return "False"
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,18 @@ def test_atomic_write_refuses_to_overwrite_by_default(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "result.csv", "a,b\n")
+        assert target.stat().st_mode & 0o777 == 0o644
+        target.chmod(0o600)
+        atomic_write_text(target, "c,d\n", overwrite=True)
+        assert target.stat().st_mode & 0o777 == 0o600  # an existing file keeps its mode
+    finally:
+        os.umask(old)
+
+
 def test_failed_write_keeps_the_old_file_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,6 +72,8 @@ def test_tdb_metadata_matches_pycalphad() -> None:
 
 def test_bundled_copies_match_the_shared_reference_data(shared_data: Path) -> None:
     for ds in list_datasets():
+        if not ds.verbatim:
+            continue
         for file in ds.files:
             original = shared_data / file
             assert original.read_bytes() == ds.path(file).read_bytes(), file

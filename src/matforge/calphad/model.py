@@ -42,7 +42,7 @@ class PhaseModel:
     name: str
     elements: tuple[str, ...]
     constituents: tuple[tuple[str, ...], ...]
-    site_ratios: tuple[float, ...]
+    site_ratios: tuple[float | str, ...]
     site_fractions: tuple[str, ...]
     sublattice_of: tuple[int, ...]
     program: TorchProgram = field(repr=False)
@@ -104,13 +104,26 @@ class PhaseModel:
         return self.evaluate(y, 1000.0)[1]
 
 
+def _site_ratio(ratio: object) -> float | str:
+    try:
+        return float(ratio)  # type: ignore[arg-type]
+    except (TypeError, RuntimeError):
+        return str(ratio)
+
+
 def _phase_model(
     db: Database, species: Sequence[str], phase: str, elements: Sequence[str]
 ) -> PhaseModel:
     from pycalphad import Model
     from pycalphad import variables as v
 
-    model = Model(db, list(species), phase)
+    try:
+        model = Model(db, list(species), phase)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"pycalphad cannot build phase {phase} for {'-'.join(elements)}: {exc}; "
+            f"leave it out by listing the phases to use"
+        ) from None
     site_fractions = list(model.site_fractions)
     constituents: list[tuple[str, ...]] = []
     sublattice_of: list[int] = []
@@ -137,7 +150,8 @@ def _phase_model(
         name=phase,
         elements=tuple(elements),
         constituents=tuple(constituents),
-        site_ratios=tuple(float(r) for r in model.site_ratios),
+        # Ionic-liquid models have composition-dependent ratios: kept as expression text.
+        site_ratios=tuple(_site_ratio(r) for r in model.site_ratios),
         site_fractions=tuple(
             f"{s.phase_name}:{s.sublattice_index}:{s.species.name}" for s in site_fractions
         ),

@@ -59,10 +59,11 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import data, doctor
+    from matforge.cli import calphad, data, doctor
 
     app.command("doctor")(doctor.doctor)
     app.add_typer(data.app, name="data")
+    app.add_typer(calphad.app, name="calphad")
 
 
 _register()

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 _TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
+
+
+def _new_file_mode(path: Path) -> int:
+    """Mode a plainly created file would get: an existing file's, else 0666 minus umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 _MAX_SUFFIX = 1000
 
 
@@ -37,6 +48,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes the file private (0600); results should get the usual permissions.
+        os.chmod(tmp, _new_file_mode(path))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

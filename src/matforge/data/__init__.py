@@ -44,6 +44,8 @@ class Dataset(StrictModel):
     doi: str | None = None
     elements: list[str] = Field(default_factory=list)
     phases: list[str] = Field(default_factory=list)
+    #: False for files matforge derived from a source (e.g. a database subset).
+    verbatim: bool = True
 
     def path(self, file: str | None = None) -> Path:
         """Absolute path of one of the files (the first by default)."""

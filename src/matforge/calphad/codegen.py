@@ -42,7 +42,44 @@ def _where(condition: torch.Tensor | bool, a: object, b: object) -> torch.Tensor
     return torch.where(torch.as_tensor(condition, device=device), a_t, b_t)
 
 
-_RUNTIME = {"torch": torch, "_where": _where, "math": math}
+class _IntegerPower(torch.autograd.Function):
+    """x**n whose gradient is exactly zero where the incoming gradient is zero.
+
+    torch.where evaluates both branches of a piecewise function. In the magnetic term of
+    CALPHAD models tau = T/Tc becomes huge as Tc -> 0, and the unused branch's powers of
+    tau overflow; autograd then multiplies the zero gradient of the unused branch by an
+    infinite local derivative, giving NaN. Zero times anything is zero here, as it is in
+    exact arithmetic, and the backward pass is built from this same function, so second
+    derivatives (Newton's Hessians) stay clean too.
+    """
+
+    @staticmethod
+    def forward(base: torch.Tensor, exponent: int) -> torch.Tensor:  # type: ignore[override]
+        return base**exponent
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def,override]
+        base, exponent = inputs
+        ctx.save_for_backward(base)
+        ctx.exponent = exponent
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+        (base,) = ctx.saved_tensors
+        n = ctx.exponent
+        if n == 0:
+            return torch.zeros_like(base), None
+        local = n * (_ipow(base, n - 1) if n != 1 else torch.ones_like(base))
+        return torch.where(grad == 0, torch.zeros_like(grad), grad * local), None
+
+
+def _ipow(base: object, exponent: int) -> object:
+    if not isinstance(base, torch.Tensor):
+        return base**exponent
+    return _IntegerPower.apply(base, exponent)
+
+
+_RUNTIME = {"torch": torch, "_where": _where, "_ipow": _ipow, "math": math}
 
 
 _FUNCTIONS = {"log": "torch.log", "exp": "torch.exp", "Abs": "torch.abs"}
@@ -99,7 +136,7 @@ class _Printer:
         if base == symengine.E:
             return f"torch.exp({self(exponent)})"
         if exponent.is_Integer:
-            return f"({self(base)} ** {int(exponent)})"
+            return f"_ipow({self(base)}, {int(exponent)})"
         if exponent.is_Number:
             return f"torch.pow({self(base)}, {float(exponent)!r})"
         return f"torch.pow({self(base)}, {self(exponent)})"

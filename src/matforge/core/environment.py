@@ -53,7 +53,8 @@ PARTS: tuple[Part, ...] = (
         "Differentiable CALPHAD with implicit-function gradients",
         "matforge.calphad",
         ("calphad",),
-        progress="Gibbs energies of TDB phases as torch functions; equilibrium planned",
+        progress="Gibbs energies as torch functions, first equilibrium solver; "
+        "gradients and design planned",
     ),
     Part(
         "design",

@@ -1,0 +1,494 @@
+"""Batched equilibrium at fixed T, P and bulk composition: hull start, then Newton on KKT.
+
+For a set of composition sets s (a phase, its site fractions y_s, its amount phi_s in moles
+of atoms) and chemical potentials mu, equilibrium is the solution of
+
+    dG_s/dy_i - mu . dx_s/dy_i - eta_{s,l(i)} = 0      (each site fraction i of each set)
+    G_s(y_s) - mu . x_s(y_s)                    = 0      (each set touches the tangent plane)
+    sum_s phi_s x_s(y_s) - x_bulk                = 0      (mass balance, one per element)
+    sum_{i in l} y_i - 1                         = 0      (each sublattice l of each set)
+
+with eta the sublattice multipliers (per mole of the set). Starting from the lower convex
+hull of sampled points (`hull`), Newton steps solve this square system for all conditions
+that share one layout of composition sets at once (a batched dense solve). Sets whose
+amount turns negative are removed; a candidate point below the refined tangent plane adds a
+set (phase addition, and a second set of the same phase for miscibility gaps); then Newton
+runs again, until neither happens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from matforge.calphad.hull import CandidatePoints, lower_convex_hull, sample_points
+from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel
+from matforge.core.errors import DataError
+
+MIN_SITE_FRACTION = 1e-12
+#: Convergence: residuals of the energy equations (J/mol) and of the balances.
+ENERGY_TOL = 1e-6
+BALANCE_TOL = 1e-11
+#: Largest change of any site fraction in one Newton step.
+MAX_SITE_STEP = 0.2
+#: A candidate point this far (J/mol) below the tangent plane adds a composition set.
+ADDITION_TOL = 1e-3
+#: Sets of one phase closer than this (largest site-fraction difference) are one set.
+SAME_SET_TOL = 0.05
+
+
+@dataclass
+class CompositionSet:
+    phase: str
+    site_fractions: torch.Tensor  # (n_y,)
+    amount: float
+
+
+@dataclass
+class PointResult:
+    sets: list[CompositionSet]
+    chemical_potentials: torch.Tensor  # (C,)
+    gibbs: float
+    converged: bool
+    reason: str = ""
+
+    def phase_fractions(self) -> dict[str, float]:
+        """Amount of each composition set; a second set of a phase is named PHASE#2."""
+        fractions: dict[str, float] = {}
+        for s in self.sets:
+            name, k = s.phase, 2
+            while name in fractions:
+                name, k = f"{s.phase}#{k}", k + 1
+            fractions[name] = s.amount
+        return fractions
+
+
+@dataclass
+class EquilibriumResult:
+    elements: tuple[str, ...]
+    temperature: torch.Tensor
+    bulk: torch.Tensor
+    points: list[PointResult] = field(default_factory=list)
+
+    @property
+    def converged(self) -> torch.Tensor:
+        return torch.tensor([p.converged for p in self.points])
+
+    @property
+    def chemical_potentials(self) -> torch.Tensor:
+        return torch.stack([p.chemical_potentials for p in self.points])
+
+
+def _solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Batched solve; singular batch elements get a least-squares solution instead."""
+    solution, info = torch.linalg.solve_ex(matrix, rhs)
+    failed = info != 0
+    if bool(failed.any()):
+        solution[failed] = torch.linalg.lstsq(matrix[failed], rhs[failed]).solution
+    return solution
+
+
+def _derivatives(
+    model: PhaseModel, y: torch.Tensor, temperature: torch.Tensor, pressure: float
+) -> tuple[torch.Tensor, ...]:
+    """G, dG/dy, d2G/dy2, x, dx/dy, d2x/dy2 for a batch of one phase's site fractions."""
+    y = y.detach().requires_grad_(True)
+    gibbs, x = model.evaluate(y, temperature, pressure)
+    outputs = [gibbs] + [x[:, c] for c in range(x.shape[1])]
+    firsts, seconds = [], []
+    for output in outputs:
+        if not output.requires_grad:  # e.g. a line compound's G: no site-fraction freedom
+            firsts.append(torch.zeros_like(y))
+            seconds.append(torch.zeros(*y.shape, y.shape[1], dtype=y.dtype))
+            continue
+        (first,) = torch.autograd.grad(output.sum(), y, create_graph=True, allow_unused=True)
+        if first is None:
+            first = torch.zeros_like(y)
+        rows = []
+        for j in range(y.shape[1]):
+            if not first.requires_grad:
+                rows.append(torch.zeros_like(y))
+                continue
+            (row,) = torch.autograd.grad(first[:, j].sum(), y, retain_graph=True, allow_unused=True)
+            rows.append(torch.zeros_like(y) if row is None else row)
+        firsts.append(first.detach())
+        seconds.append(torch.stack(rows, dim=1).detach())
+    return (
+        gibbs.detach(),
+        firsts[0],
+        seconds[0],
+        x.detach(),
+        torch.stack(firsts[1:], dim=1),
+        torch.stack(seconds[1:], dim=1),
+    )
+
+
+class _Layout:
+    """Where each unknown and equation of one arrangement of composition sets lives."""
+
+    def __init__(
+        self, phases: Sequence[str], models: Mapping[str, PhaseModel], n_elements: int
+    ) -> None:
+        self.phases = tuple(phases)
+        self.models = [models[p] for p in phases]
+        self.y_slices, self.eta_index, offset, eta = [], [], 0, 0
+        for model in self.models:
+            self.y_slices.append(slice(offset, offset + model.n_site_fractions))
+            offset += model.n_site_fractions
+            self.eta_index.append(torch.tensor(model.sublattice_of) + eta)
+            eta += max(model.sublattice_of) + 1
+        self.n_y, self.n_sets, self.n_elements, self.n_eta = offset, len(phases), n_elements, eta
+        self.phi = slice(self.n_y, self.n_y + self.n_sets)
+        self.mu = slice(self.phi.stop, self.phi.stop + n_elements)
+        self.eta = slice(self.mu.stop, self.mu.stop + eta)
+        self.size = self.eta.stop
+
+    def system(
+        self, z: torch.Tensor, temperature: torch.Tensor, bulk: torch.Tensor, pressure: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Residual F (B, D), Jacobian J (B, D, D), and a mask of rows at a site bound."""
+        batch = z.shape[0]
+        residual = torch.zeros(batch, self.size, dtype=z.dtype)
+        jacobian = torch.zeros(batch, self.size, self.size, dtype=z.dtype)
+        at_bound = torch.zeros(batch, self.size, dtype=torch.bool)
+        mu = z[:, self.mu]
+        balance = self.mu  # mass-balance rows share the indices of the mu columns
+        residual[:, balance] = -bulk
+        for s, (model, ys) in enumerate(zip(self.models, self.y_slices, strict=True)):
+            y = z[:, ys]
+            gibbs, d_gibbs, d2_gibbs, x, dx, d2x = _derivatives(model, y, temperature, pressure)
+            eta = z[:, self.eta][:, self.eta_index[s] - 0]
+            tangent_slope = d_gibbs - torch.einsum("bc,bcn->bn", mu, dx)
+            residual[:, ys] = tangent_slope - eta
+            at_bound[:, ys] = y <= MIN_SITE_FRACTION * 1.000001
+            jacobian[:, ys, ys] = d2_gibbs - torch.einsum("bc,bcij->bij", mu, d2x)
+            jacobian[:, ys, self.mu] = -dx.transpose(1, 2)
+            eta_cols = self.eta.start + self.eta_index[s]
+            jacobian[:, torch.arange(ys.start, ys.stop), eta_cols] = -1.0
+            row = self.phi.start + s  # the tangent equation of set s
+            residual[:, row] = gibbs - (mu * x).sum(dim=1)
+            jacobian[:, row, ys] = tangent_slope
+            jacobian[:, row, self.mu] = -x
+            phi = z[:, self.phi.start + s]
+            residual[:, balance] += phi[:, None] * x
+            jacobian[:, balance, ys] += phi[:, None, None] * dx
+            jacobian[:, balance, self.phi.start + s] = x
+            sums = torch.zeros(batch, self.n_eta, dtype=z.dtype)
+            sums.index_add_(1, self.eta_index[s], y)
+            used = torch.unique(self.eta_index[s])
+            residual[:, self.eta.start + used] = sums[:, used] - 1.0
+            jacobian[:, self.eta.start + self.eta_index[s], torch.arange(ys.start, ys.stop)] = 1.0
+        return residual, jacobian, at_bound
+
+    def tolerance(self) -> torch.Tensor:
+        tol = torch.full((self.size,), BALANCE_TOL, dtype=torch.float64)
+        tol[: self.phi.stop] = ENERGY_TOL
+        return tol
+
+
+def _newton(
+    layout: _Layout,
+    z: torch.Tensor,
+    temperature: torch.Tensor,
+    bulk: torch.Tensor,
+    pressure: float,
+    max_iterations: int,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    tol = layout.tolerance()
+    converged = torch.zeros(z.shape[0], dtype=torch.bool)
+    broken = torch.zeros(z.shape[0], dtype=torch.bool)
+    # Site fractions of exactly 0 (endmember starts) make y*log(y) terms non-differentiable.
+    for ys in layout.y_slices:
+        z[:, ys] = z[:, ys].clamp(min=MIN_SITE_FRACTION)
+    for _ in range(max_iterations):
+        residual, jacobian, at_bound = layout.system(z, temperature, bulk, pressure)
+        broken |= ~(torch.isfinite(residual).all(dim=1) & torch.isfinite(jacobian).all(dim=(1, 2)))
+        # A site fraction held at its lower bound may keep a positive gradient (KKT).
+        effective = torch.where(at_bound & (residual > 0), torch.zeros_like(residual), residual)
+        converged = (effective.abs() <= tol).all(dim=1) & ~broken
+        done = converged | broken
+        if bool(done.all()):
+            break
+        safe_jacobian = torch.where(
+            done[:, None, None], torch.eye(layout.size, dtype=z.dtype), jacobian
+        )
+        safe_residual = torch.where(done[:, None], torch.zeros_like(residual), residual)
+        # Hessian entries grow like RT/y for small site fractions (condition numbers up to
+        # 1e19); scaling site-fraction rows and columns by y makes those blocks O(RT).
+        scale_vec = torch.ones_like(z)
+        for ys in layout.y_slices:
+            scale_vec[:, ys] = z[:, ys]
+        scaled = scale_vec[:, :, None] * safe_jacobian * scale_vec[:, None, :]
+        step = _solve(scaled, -(scale_vec * safe_residual).unsqueeze(-1))
+        step = scale_vec * step.squeeze(-1)
+        # Far from the solution a full step can throw site fractions across the whole
+        # simplex; limiting their change keeps Newton in the basin it started in.
+        largest = torch.cat([step[:, ys] for ys in layout.y_slices], dim=1).abs().amax(dim=1)
+        scale = (MAX_SITE_STEP / largest.clamp(min=MAX_SITE_STEP)).unsqueeze(-1)
+        z = z + scale * step
+        for ys in layout.y_slices:
+            z[:, ys] = z[:, ys].clamp(min=MIN_SITE_FRACTION)
+    reasons = [
+        "" if c else ("non-finite Gibbs energy or derivative" if b else "Newton did not converge")
+        for c, b in zip(converged.tolist(), broken.tolist(), strict=True)
+    ]
+    return z, converged, reasons
+
+
+def _relax_sets(
+    model: PhaseModel,
+    y: torch.Tensor,
+    mu: torch.Tensor,
+    temperature: torch.Tensor,
+    pressure: float,
+    iterations: int = 30,
+) -> torch.Tensor:
+    """Minimize G(y) - mu . x(y) over each sublattice's simplex, mu fixed (batched).
+
+    A descent method: Newton steps on a Hessian shifted to be positive definite, projected
+    onto the sublattice constraints, cut back so that site fractions stay positive and the
+    objective decreases. It brings a sampled start to its nearby tangent point, where the
+    full KKT Newton converges quadratically.
+    """
+    index = torch.tensor(model.sublattice_of)
+    n_sub = int(index.max()) + 1
+    constraint = torch.zeros(n_sub, y.shape[1], dtype=y.dtype)
+    constraint[index, torch.arange(y.shape[1])] = 1.0
+
+    def objective(values: torch.Tensor) -> torch.Tensor:
+        gibbs, x = model.evaluate(values, temperature, pressure)
+        return gibbs - (mu * x).sum(dim=1)
+
+    y = y.clamp(min=MIN_SITE_FRACTION)
+    y = y / (y @ constraint.T)[:, index]
+    for _ in range(iterations):
+        gibbs, d_gibbs, d2_gibbs, x, dx, d2x = _derivatives(model, y, temperature, pressure)
+        gradient = d_gibbs - torch.einsum("bc,bcn->bn", mu, dx)
+        hessian = d2_gibbs - torch.einsum("bc,bcij->bij", mu, d2x)
+        hessian = 0.5 * (hessian + hessian.transpose(1, 2))
+        # A row with a non-finite derivative does not move (and is reported by Newton).
+        finite = torch.isfinite(hessian).all(dim=(1, 2)) & torch.isfinite(gradient).all(dim=1)
+        eye = torch.eye(y.shape[1], dtype=y.dtype)
+        hessian = torch.where(finite[:, None, None], hessian, eye)
+        gradient = torch.where(finite[:, None], gradient, torch.zeros_like(gradient))
+        lowest = torch.linalg.eigvalsh(hessian)[:, 0]
+        shift = (1e-6 * hessian.diagonal(dim1=1, dim2=2).abs().amax(dim=1) - lowest).clamp(min=0)
+        hessian = hessian + shift[:, None, None] * eye
+        # Variables u with dy = y du: the scaled Hessian y H y is O(RT) (see _newton).
+        size = y.shape[1] + n_sub
+        kkt = torch.zeros(y.shape[0], size, size, dtype=y.dtype)
+        kkt[:, : y.shape[1], : y.shape[1]] = y[:, :, None] * hessian * y[:, None, :]
+        kkt[:, : y.shape[1], y.shape[1] :] = (constraint[None] * y[:, None, :]).transpose(1, 2)
+        kkt[:, y.shape[1] :, : y.shape[1]] = constraint[None] * y[:, None, :]
+        rhs = torch.cat([-y * gradient, torch.zeros(y.shape[0], n_sub, dtype=y.dtype)], dim=1)
+        step = _solve(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, : y.shape[1]] * y
+        # Longest step keeping every site fraction at or above its floor.
+        shrinking = step < 0
+        room = torch.where(shrinking, (y - MIN_SITE_FRACTION) / (-step), torch.full_like(y, 2.0))
+        alpha = room.amin(dim=1).clamp(max=1.0)
+        current = gibbs - (mu * x).sum(dim=1)
+        for _ in range(12):
+            trial = (y + alpha[:, None] * step).clamp(min=MIN_SITE_FRACTION)
+            better = objective(trial).detach() <= current + 1e-12 * current.abs()
+            if bool(better.all()):
+                break
+            alpha = torch.where(better, alpha, alpha / 2)
+        y = (y + alpha[:, None] * step).clamp(min=MIN_SITE_FRACTION)
+        y = y / (y @ constraint.T)[:, index]
+        if float((alpha[:, None] * step).abs().max()) < 1e-13:
+            break
+    return y.detach()
+
+
+def _unstable_sets(
+    models: Mapping[str, PhaseModel],
+    candidates: CandidatePoints,
+    point_gibbs: torch.Tensor,
+    mu: torch.Tensor,
+    temperature: torch.Tensor,
+    pressure: float,
+) -> list[tuple[float, CompositionSet]]:
+    """For each of B conditions, the phase that dips deepest below the tangent plane mu.
+
+    Each phase starts from its sampled point of lowest driving force G - mu . x and is
+    relaxed (batched over the conditions) to the local minimum of G - mu . x, so a phase
+    whose stable composition falls between samples is still found. Returns per condition
+    (driving force, candidate set); the force is >= 0 when nothing dips below.
+    """
+    driving = point_gibbs - mu @ candidates.composition.T  # (B, M)
+    batch = driving.shape[0]
+    best_force = torch.full((batch,), torch.inf, dtype=torch.float64)
+    best_sets: list[CompositionSet | None] = [None] * batch
+    offset = 0
+    for index, phase in enumerate(candidates.phases):
+        count = candidates.site_fractions[index].shape[0]
+        local = driving[:, offset : offset + count].argmin(dim=1)
+        offset += count
+        model = models[phase]
+        y = _relax_sets(model, candidates.site_fractions[index][local], mu, temperature, pressure)
+        gibbs, x = model.evaluate(y, temperature, pressure)
+        force = (gibbs - (mu * x).sum(dim=1)).detach()
+        for b in torch.nonzero(force < best_force).flatten().tolist():
+            best_force[b] = force[b]
+            best_sets[b] = CompositionSet(phase, y[b], 1e-9)
+    return [(float(best_force[b]), best_sets[b]) for b in range(batch)]  # type: ignore[misc]
+
+
+def _initial_sets(
+    candidates: CandidatePoints, points: torch.Tensor, weights: torch.Tensor
+) -> list[CompositionSet]:
+    sets: list[CompositionSet] = []
+    for index, weight in zip(points.tolist(), weights.tolist(), strict=True):
+        if index < 0 or weight <= 1e-12:
+            continue
+        phase_index = int(candidates.phase_of[index])
+        phase = candidates.phases[phase_index]
+        local = index - int((candidates.phase_of < phase_index).sum())
+        y = candidates.site_fractions[phase_index][local]
+        for existing in sets:
+            if existing.phase == phase and (existing.site_fractions - y).abs().max() < SAME_SET_TOL:
+                total = existing.amount + weight
+                existing.site_fractions = (
+                    existing.site_fractions * existing.amount + y * weight
+                ) / total
+                existing.amount = total
+                break
+        else:
+            sets.append(CompositionSet(phase, y.clone(), weight))
+    return sets
+
+
+def _validated_conditions(
+    elements: Sequence[str], bulk: object, temperature: object
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bulk compositions on the simplex (renormalized in float64) and one T per condition."""
+    bulk = torch.as_tensor(bulk, dtype=torch.float64)
+    if bulk.ndim == 1:
+        bulk = bulk[None]
+    if bulk.ndim != 2 or bulk.shape[1] != len(elements):
+        raise DataError(
+            f"bulk compositions must have shape (N, {len(elements)}) with columns "
+            f"{list(elements)}, got {tuple(bulk.shape)}"
+        )
+    if not bool(torch.isfinite(bulk).all()) or bool((bulk < 0).any()):
+        raise DataError("bulk mole fractions must be finite and non-negative")
+    totals = bulk.sum(dim=1)
+    off = torch.nonzero((totals - 1.0).abs() > 1e-6).flatten()
+    if off.numel():
+        n = int(off[0])
+        raise DataError(
+            f"bulk composition {n} sums to {float(totals[n]):.8g}, not 1 "
+            f"(mole fractions of {list(elements)})"
+        )
+    temperature = torch.as_tensor(temperature, dtype=torch.float64).reshape(-1)
+    if temperature.numel() == 1:
+        temperature = temperature.expand(bulk.shape[0]).clone()
+    if temperature.shape[0] != bulk.shape[0]:
+        raise DataError(f"{temperature.shape[0]} temperatures for {bulk.shape[0]} compositions")
+    if not bool(torch.isfinite(temperature).all()) or bool((temperature <= 0).any()):
+        raise DataError("temperatures must be finite and positive (kelvin)")
+    # float32 inputs (0.65f + 0.35f != 1) would otherwise shift the mass balance by ~1e-8.
+    return bulk / totals[:, None], temperature
+
+
+def equilibrium(
+    models: Mapping[str, PhaseModel],
+    temperature: torch.Tensor,
+    bulk: torch.Tensor,
+    *,
+    pressure: float = STANDARD_PRESSURE,
+    points_per_phase: int = 2000,
+    max_iterations: int = 60,
+    max_rounds: int = 8,
+    seed: int = 0,
+) -> EquilibriumResult:
+    """Equilibrium of `models` for N conditions: temperature (N,), bulk mole fractions (N, C).
+
+    Elements are ordered as the models' `elements` (alphabetical).
+    """
+    elements = next(iter(models.values())).elements
+    bulk, temperature = _validated_conditions(elements, bulk, temperature)
+    candidates = sample_points(
+        models, points_per_phase, generator=torch.Generator().manual_seed(seed)
+    )
+    unique, inverse = torch.unique(temperature, return_inverse=True)
+    point_gibbs = candidates.gibbs(models, unique, pressure)[inverse]
+    hull = lower_convex_hull(point_gibbs, candidates.composition, bulk)
+    states = [
+        _initial_sets(candidates, hull.points[n], hull.weights[n]) for n in range(len(temperature))
+    ]
+    mu = hull.chemical_potentials.clone()
+    results: list[PointResult | None] = [None] * len(temperature)
+    pending = list(range(len(temperature)))
+    for _ in range(max_rounds):
+        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for n in pending:
+            states[n].sort(key=lambda s: s.phase)
+            groups[tuple(s.phase for s in states[n])].append(n)
+        next_pending = []
+        for phases, members in groups.items():
+            layout = _Layout(phases, models, len(elements))
+            z = torch.zeros(len(members), layout.size, dtype=torch.float64)
+            for row, n in enumerate(members):
+                for s, ys in enumerate(layout.y_slices):
+                    z[row, ys] = states[n][s].site_fractions
+                    z[row, layout.phi.start + s] = states[n][s].amount
+                z[row, layout.mu] = mu[n]
+            for model, ys in zip(layout.models, layout.y_slices, strict=True):
+                z[:, ys] = _relax_sets(
+                    model, z[:, ys], z[:, layout.mu], temperature[members], pressure
+                )
+            z, converged, reasons = _newton(
+                layout, z, temperature[members], bulk[members], pressure, max_iterations
+            )
+            unstable = _unstable_sets(
+                models,
+                candidates,
+                point_gibbs[members],
+                z[:, layout.mu],
+                temperature[members],
+                pressure,
+            )
+            for row, n in enumerate(members):
+                sets = [
+                    CompositionSet(p, z[row, ys].clone(), float(z[row, layout.phi.start + s]))
+                    for s, (p, ys) in enumerate(zip(phases, layout.y_slices, strict=True))
+                ]
+                mu[n] = z[row, layout.mu]
+                gibbs = float((mu[n] * bulk[n]).sum())
+                if not bool(converged[row]):
+                    results[n] = PointResult(sets, mu[n].clone(), gibbs, False, reasons[row])
+                    continue
+                negative = [s for s in sets if s.amount < -BALANCE_TOL]
+                if negative:
+                    states[n] = [s for s in sets if s is not min(negative, key=lambda s: s.amount)]
+                    next_pending.append(n)
+                    continue
+                force, candidate = unstable[row]
+                duplicate = any(
+                    s.phase == candidate.phase
+                    and (s.site_fractions - candidate.site_fractions).abs().max() < SAME_SET_TOL
+                    for s in sets
+                )
+                if force < -ADDITION_TOL and not duplicate and len(sets) < len(elements):
+                    states[n] = [*sets, candidate]
+                    next_pending.append(n)
+                    continue
+                results[n] = PointResult(sets, mu[n].clone(), gibbs, True)
+        pending = next_pending
+        if not pending:
+            break
+    for n in pending:
+        results[n] = PointResult(
+            states[n],
+            mu[n].clone(),
+            float((mu[n] * bulk[n]).sum()),
+            False,
+            "phase set did not settle",
+        )
+    return EquilibriumResult(
+        tuple(elements), temperature, bulk, [r for r in results if r is not None]
+    )

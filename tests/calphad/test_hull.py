@@ -1,0 +1,86 @@
+"""The global start: lower convex hull of sampled points, as an LP with a certificate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pycalphad = pytest.importorskip("pycalphad", reason="needs the 'calphad' extra (pycalphad)")
+
+from matforge.calphad import build_phase_models, load_database  # noqa: E402
+from matforge.calphad.hull import (  # noqa: E402
+    DRIVING_FORCE_TOL,
+    lower_convex_hull,
+    sample_points,
+)
+
+
+def solve(
+    name: str,
+    elements: list[str],
+    temperature: torch.Tensor,
+    bulk: torch.Tensor,
+    phases: list[str] | None = None,
+    points: int = 1000,
+):
+    models = build_phase_models(name, elements, phases)
+    candidates = sample_points(models, points, generator=torch.Generator().manual_seed(0))
+    unique, inverse = torch.unique(temperature, return_inverse=True)
+    gibbs = candidates.gibbs(models, unique, 101325.0)[inverse]
+    return candidates, gibbs, lower_convex_hull(gibbs, candidates.composition, bulk)
+
+
+def test_quaternary_hull_satisfies_the_lp_optimality_conditions() -> None:
+    torch.manual_seed(1)
+    n = 40
+    bulk = torch.distributions.Dirichlet(torch.ones(4, dtype=torch.float64)).sample((n,))
+    temperature = torch.tensor([900.0, 1300.0], dtype=torch.float64).repeat(n // 2)
+    candidates, gibbs, hull = solve(
+        "alcocrni", ["AL", "CO", "CR", "NI"], temperature, bulk, points=300
+    )
+    assert hull.converged.all()
+    assert (hull.points >= 0).all(), "an artificial point stayed in the solution"
+    assert (hull.weights >= 0).all()
+    # Primal feasibility: the hull points' weights reproduce the bulk composition.
+    reproduced = torch.einsum("nc,nck->nk", hull.weights, candidates.composition[hull.points])
+    torch.testing.assert_close(reproduced, bulk, atol=1e-10, rtol=0)
+    # Dual feasibility: no candidate lies below the tangent plane mu.
+    driving = gibbs - hull.chemical_potentials @ candidates.composition.T
+    assert driving.min() >= -DRIVING_FORCE_TOL
+    # Strong duality: total G equals mu . x.
+    torch.testing.assert_close(
+        hull.gibbs, (hull.chemical_potentials * bulk).sum(1), rtol=1e-10, atol=1e-6
+    )
+
+
+def test_binary_phase_sets_agree_with_pycalphad() -> None:
+    from pycalphad import equilibrium
+    from pycalphad import variables as v
+
+    fractions = np.linspace(0.02, 0.98, 25)
+    temperatures = np.array([500.0, 650.0, 800.0])
+    temperature = torch.tensor(np.repeat(temperatures, len(fractions)))
+    zinc = torch.tensor(np.tile(fractions, len(temperatures)))
+    candidates, _, hull = solve(
+        "alzn_mey", ["AL", "ZN"], temperature, torch.stack([1 - zinc, zinc], dim=1), points=2000
+    )
+    reference = equilibrium(
+        load_database("alzn_mey"),
+        ["AL", "ZN", "VA"],
+        ["LIQUID", "FCC_A1", "HCP_A3"],
+        {v.T: temperatures, v.P: 101325, v.N: 1, v.X("ZN"): fractions},
+    )
+    agree = 0
+    for n in range(len(temperature)):
+        i, j = divmod(n, len(fractions))
+        expected = {str(p) for p in np.asarray(reference.Phase.isel(T=i, X_ZN=j)).ravel()} - {""}
+        ours = {
+            candidates.phases[candidates.phase_of[p]]
+            for p, w in zip(hull.points[n].tolist(), hull.weights[n].tolist(), strict=True)
+            if w > 1e-9
+        }
+        agree += ours == expected
+    # The hull is the start of the solver, exact only up to sampling; near boundaries a
+    # sampled point may pick the neighbouring phase set.
+    assert agree >= 0.95 * len(temperature)

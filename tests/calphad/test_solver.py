@@ -1,0 +1,123 @@
+"""Batched equilibrium (hull start + KKT Newton) against pycalphad's equilibrium."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pycalphad = pytest.importorskip("pycalphad", reason="needs the 'calphad' extra (pycalphad)")
+
+from matforge.calphad import build_phase_models, load_database  # noqa: E402
+from matforge.calphad.solver import equilibrium  # noqa: E402
+
+CASES = {
+    # Al-Zn: FCC miscibility gap (two FCC_A1 composition sets), eutectoid, liquid.
+    "alzn_mey": (["AL", "ZN"], ["LIQUID", "FCC_A1", "HCP_A3"]),
+    # Cu-Mg: the CU2MG Laves phase and the CUMG2 line compound.
+    "cumg": (["CU", "MG"], ["LIQUID", "FCC_A1", "HCP_A3", "CU2MG", "CUMG2"]),
+}
+
+
+def compare(name: str, temperatures: np.ndarray, fractions: np.ndarray) -> dict[str, float]:
+    from pycalphad import equilibrium as reference_equilibrium
+    from pycalphad import variables as v
+
+    elements, phases = CASES[name]
+    models = build_phase_models(name, elements, phases)
+    temperature = torch.tensor(np.repeat(temperatures, len(fractions)))
+    second = torch.tensor(np.tile(fractions, len(temperatures)))
+    result = equilibrium(models, temperature, torch.stack([1 - second, second], dim=1))
+    reference = reference_equilibrium(
+        load_database(name),
+        [*elements, "VA"],
+        phases,
+        {v.T: temperatures, v.P: 101325, v.N: 1, v.X(elements[1]): fractions},
+    )
+    axis = f"X_{elements[1]}"
+    same, converged, worst_fraction, worst_mu = 0, 0, 0.0, 0.0
+    for n, point in enumerate(result.points):
+        i, j = divmod(n, len(fractions))
+        names = [str(p) for p in np.asarray(reference.Phase.isel(T=i, **{axis: j})).ravel()]
+        amounts = np.asarray(reference.NP.isel(T=i, **{axis: j})).ravel()
+        expected: dict[str, float] = {}
+        for phase, amount in zip(names, amounts, strict=True):
+            if phase:
+                expected[phase] = expected.get(phase, 0.0) + float(amount)
+        ours: dict[str, float] = {}
+        for s in point.sets:
+            ours[s.phase] = ours.get(s.phase, 0.0) + s.amount
+        converged += point.converged
+        if point.converged and set(ours) == set(expected):
+            same += 1
+            worst_fraction = max(worst_fraction, max(abs(ours[p] - expected[p]) for p in ours))
+            mu = np.asarray(reference.MU.isel(T=i, **{axis: j})).ravel()
+            worst_mu = max(worst_mu, float(np.abs(point.chemical_potentials.numpy() - mu).max()))
+    total = len(result.points)
+    return {
+        "converged": converged / total,
+        "same_phases": same / total,
+        "fraction": worst_fraction,
+        "mu": worst_mu,
+    }
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_binary_equilibria_match_pycalphad(name: str) -> None:
+    # 600 K crosses the Al-Zn FCC miscibility gap; pycalphad reports two FCC_A1 sets there.
+    figures = compare(name, np.array([500.0, 600.0, 700.0, 900.0]), np.linspace(0.02, 0.98, 17))
+    assert figures["converged"] >= 0.99, figures
+    assert figures["same_phases"] >= 0.99, figures
+    assert figures["fraction"] < 1e-4, figures
+    assert figures["mu"] < 1.0, figures
+
+
+def test_miscibility_gap_gives_two_sets_of_one_phase() -> None:
+    models = build_phase_models("alzn_mey", ["AL", "ZN"], ["LIQUID", "FCC_A1", "HCP_A3"])
+    # Inside the FCC miscibility gap of Al-Zn, which lies above the eutectoid (~550 K).
+    result = equilibrium(models, torch.tensor([600.0]), torch.tensor([[0.65, 0.35]]))
+    point = result.points[0]
+    assert point.converged
+    fractions = point.phase_fractions()
+    assert set(fractions) == {"FCC_A1", "FCC_A1#2"}
+    assert sum(fractions.values()) == pytest.approx(1.0, abs=1e-10)
+    zinc = sorted(
+        float(models["FCC_A1"].composition(s.site_fractions[None])[0, 1]) for s in point.sets
+    )
+    assert zinc[0] < 0.35 < zinc[1]
+
+
+def test_mass_balance_and_tangent_plane_hold() -> None:
+    models = build_phase_models(
+        "cumg", ["CU", "MG"], ["LIQUID", "FCC_A1", "HCP_A3", "CU2MG", "CUMG2"]
+    )
+    bulk = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]], dtype=torch.float64)
+    result = equilibrium(models, torch.tensor([600.0, 800.0, 1100.0]), bulk)
+    for n, point in enumerate(result.points):
+        assert point.converged, point.reason
+        total = torch.zeros(2, dtype=torch.float64)
+        for s in point.sets:
+            gibbs, x = models[s.phase].evaluate(s.site_fractions[None], result.temperature[n])
+            total += s.amount * x[0]
+            # Every stable set touches the tangent plane defined by mu.
+            tangent = float(gibbs[0] - (point.chemical_potentials * x[0]).sum())
+            assert abs(tangent) < 1e-5
+        torch.testing.assert_close(total, bulk[n], atol=1e-10, rtol=0)
+        assert point.gibbs == pytest.approx(float((point.chemical_potentials * bulk[n]).sum()))
+
+
+def test_bad_conditions_are_named() -> None:
+    from matforge.core.errors import DataError
+
+    models = build_phase_models("alzn_mey", ["AL", "ZN"], ["FCC_A1"])
+    with pytest.raises(DataError, match=r"shape \(N, 2\) with columns \['AL', 'ZN'\]"):
+        equilibrium(models, 600.0, torch.tensor([[0.3, 0.3, 0.4]]))
+    with pytest.raises(DataError, match=r"composition 1 sums to 0\.9"):
+        equilibrium(models, 600.0, torch.tensor([[0.5, 0.5], [0.5, 0.4]]))
+    with pytest.raises(DataError, match="non-negative"):
+        equilibrium(models, 600.0, torch.tensor([[1.2, -0.2]]))
+    with pytest.raises(DataError, match="2 temperatures for 1 compositions"):
+        equilibrium(models, torch.tensor([600.0, 700.0]), torch.tensor([[0.5, 0.5]]))
+    with pytest.raises(DataError, match="positive"):
+        equilibrium(models, -5.0, torch.tensor([[0.5, 0.5]]))

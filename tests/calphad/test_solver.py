@@ -121,3 +121,39 @@ def test_bad_conditions_are_named() -> None:
         equilibrium(models, torch.tensor([600.0, 700.0]), torch.tensor([[0.5, 0.5]]))
     with pytest.raises(DataError, match="positive"):
         equilibrium(models, -5.0, torch.tensor([[0.5, 0.5]]))
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_five_component_cantor_system_matches_pycalphad() -> None:
+    """Co-Cr-Fe-Mn-Ni with magnetic FCC/BCC/HCP and sigma: one single-phase and one
+    two-phase point (FCC + BCC at 900 K)."""
+    from pycalphad import equilibrium as reference_equilibrium
+    from pycalphad import variables as v
+
+    elements = ["CO", "CR", "FE", "MN", "NI"]
+    phases = ["LIQUID", "FCC_A1", "BCC_A2", "HCP_A3", "SIGMA_D8B"]
+    models = build_phase_models("cocrfemnni_mfsteel", elements, phases)
+    bulk = torch.tensor(
+        [[0.2, 0.2, 0.2, 0.2, 0.2], [0.0942, 0.2903, 0.4110, 0.1183, 0.0862]], dtype=torch.float64
+    )
+    temperature = torch.tensor([1200.0, 900.0])
+    result = equilibrium(models, temperature, bulk, points_per_phase=3000)
+    db = load_database("cocrfemnni_mfsteel")
+    for n, point in enumerate(result.points):
+        assert point.converged, point.reason
+        conditions = {v.T: float(temperature[n]), v.P: 101325, v.N: 1}
+        conditions.update({v.X(e): float(bulk[n, i]) for i, e in enumerate(elements) if i})
+        reference = reference_equilibrium(db, [*elements, "VA"], phases, conditions)
+        expected: dict[str, float] = {}
+        names = [str(p) for p in np.asarray(reference.Phase).ravel()]
+        for phase, amount in zip(names, np.asarray(reference.NP).ravel(), strict=True):
+            if phase:
+                expected[phase] = expected.get(phase, 0.0) + float(amount)
+        ours = point.phase_fractions()
+        assert set(ours) == set(expected)
+        for phase, amount in expected.items():
+            assert ours[phase] == pytest.approx(amount, abs=1e-4)
+        mu = np.asarray(reference.MU).ravel()
+        np.testing.assert_allclose(point.chemical_potentials.numpy(), mu, atol=1.0)

@@ -54,14 +54,10 @@ class _IntegerPower(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(base: torch.Tensor, exponent: int) -> torch.Tensor:  # type: ignore[override]
-        return base**exponent
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def,override]
-        base, exponent = inputs
+    def forward(ctx, base: torch.Tensor, exponent: int) -> torch.Tensor:  # type: ignore[no-untyped-def,override]
         ctx.save_for_backward(base)
         ctx.exponent = exponent
+        return base**exponent
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def,override]

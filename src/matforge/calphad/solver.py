@@ -92,38 +92,37 @@ def _solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 
 
 def _derivatives(
-    model: PhaseModel, y: torch.Tensor, temperature: torch.Tensor, pressure: float
+    model: PhaseModel, y: torch.Tensor, mu: torch.Tensor, temperature: torch.Tensor, pressure: float
 ) -> tuple[torch.Tensor, ...]:
-    """G, dG/dy, d2G/dy2, x, dx/dy, d2x/dy2 for a batch of one phase's site fractions."""
+    """G, x, dx/dy, and the gradient and Hessian of L = G - mu . x, for a batch of one phase.
+
+    Newton needs second derivatives only of L, so one Hessian (n backward passes) is built
+    instead of one per output: n + C + 1 passes instead of (C + 1)(n + 1).
+    """
     y = y.detach().requires_grad_(True)
     gibbs, x = model.evaluate(y, temperature, pressure)
-    outputs = [gibbs] + [x[:, c] for c in range(x.shape[1])]
-    firsts, seconds = [], []
-    for output in outputs:
-        if not output.requires_grad:  # e.g. a line compound's G: no site-fraction freedom
-            firsts.append(torch.zeros_like(y))
-            seconds.append(torch.zeros(*y.shape, y.shape[1], dtype=y.dtype))
-            continue
-        (first,) = torch.autograd.grad(output.sum(), y, create_graph=True, allow_unused=True)
-        if first is None:
-            first = torch.zeros_like(y)
-        rows = []
-        for j in range(y.shape[1]):
-            if not first.requires_grad:
-                rows.append(torch.zeros_like(y))
-                continue
-            (row,) = torch.autograd.grad(first[:, j].sum(), y, retain_graph=True, allow_unused=True)
-            rows.append(torch.zeros_like(y) if row is None else row)
-        firsts.append(first.detach())
-        seconds.append(torch.stack(rows, dim=1).detach())
-    return (
-        gibbs.detach(),
-        firsts[0],
-        seconds[0],
-        x.detach(),
-        torch.stack(firsts[1:], dim=1),
-        torch.stack(seconds[1:], dim=1),
-    )
+    lagrangian = gibbs - (mu * x).sum(dim=1)
+    n = y.shape[1]
+    zeros = torch.zeros_like(y)
+    if lagrangian.requires_grad:
+        (slope,) = torch.autograd.grad(lagrangian.sum(), y, create_graph=True, allow_unused=True)
+    else:  # a line compound whose G does not depend on its (fixed) site fractions
+        slope = None
+    slope = zeros if slope is None else slope
+    rows = []
+    for j in range(n):
+        row = None
+        if slope.requires_grad:
+            (row,) = torch.autograd.grad(slope[:, j].sum(), y, retain_graph=True, allow_unused=True)
+        rows.append(zeros if row is None else row)
+    hessian = torch.stack(rows, dim=1).detach()
+    dx = []
+    for c in range(x.shape[1]):
+        grad = None
+        if x.requires_grad:
+            (grad,) = torch.autograd.grad(x[:, c].sum(), y, retain_graph=True, allow_unused=True)
+        dx.append(zeros if grad is None else grad)
+    return gibbs.detach(), x.detach(), torch.stack(dx, dim=1).detach(), slope.detach(), hessian
 
 
 class _Layout:
@@ -159,12 +158,11 @@ class _Layout:
         residual[:, balance] = -bulk
         for s, (model, ys) in enumerate(zip(self.models, self.y_slices, strict=True)):
             y = z[:, ys]
-            gibbs, d_gibbs, d2_gibbs, x, dx, d2x = _derivatives(model, y, temperature, pressure)
-            eta = z[:, self.eta][:, self.eta_index[s] - 0]
-            tangent_slope = d_gibbs - torch.einsum("bc,bcn->bn", mu, dx)
+            gibbs, x, dx, tangent_slope, hessian = _derivatives(model, y, mu, temperature, pressure)
+            eta = z[:, self.eta][:, self.eta_index[s]]
             residual[:, ys] = tangent_slope - eta
             at_bound[:, ys] = y <= MIN_SITE_FRACTION * 1.000001
-            jacobian[:, ys, ys] = d2_gibbs - torch.einsum("bc,bcij->bij", mu, d2x)
+            jacobian[:, ys, ys] = hessian
             jacobian[:, ys, self.mu] = -dx.transpose(1, 2)
             eta_cols = self.eta.start + self.eta_index[s]
             jacobian[:, torch.arange(ys.start, ys.stop), eta_cols] = -1.0
@@ -265,9 +263,7 @@ def _relax_sets(
     y = y.clamp(min=MIN_SITE_FRACTION)
     y = y / (y @ constraint.T)[:, index]
     for _ in range(iterations):
-        gibbs, d_gibbs, d2_gibbs, x, dx, d2x = _derivatives(model, y, temperature, pressure)
-        gradient = d_gibbs - torch.einsum("bc,bcn->bn", mu, dx)
-        hessian = d2_gibbs - torch.einsum("bc,bcij->bij", mu, d2x)
+        gibbs, x, _, gradient, hessian = _derivatives(model, y, mu, temperature, pressure)
         hessian = 0.5 * (hessian + hessian.transpose(1, 2))
         # A row with a non-finite derivative does not move (and is reported by Newton).
         finite = torch.isfinite(hessian).all(dim=(1, 2)) & torch.isfinite(gradient).all(dim=1)
@@ -298,7 +294,7 @@ def _relax_sets(
             alpha = torch.where(better, alpha, alpha / 2)
         y = (y + alpha[:, None] * step).clamp(min=MIN_SITE_FRACTION)
         y = y / (y @ constraint.T)[:, index]
-        if float((alpha[:, None] * step).abs().max()) < 1e-13:
+        if float((alpha[:, None] * step).abs().max()) < 1e-10:
             break
     return y.detach()
 
@@ -335,6 +331,30 @@ def _unstable_sets(
             best_force[b] = force[b]
             best_sets[b] = CompositionSet(phase, y[b], 1e-9)
     return [(float(best_force[b]), best_sets[b]) for b in range(batch)]  # type: ignore[misc]
+
+
+def _merge_sets(sets: list[CompositionSet]) -> list[CompositionSet]:
+    """Merge composition sets of one phase closer than SAME_SET_TOL (amounts add up)."""
+    merged: list[CompositionSet] = []
+    for current in sets:
+        for existing in merged:
+            if (
+                existing.phase == current.phase
+                and (existing.site_fractions - current.site_fractions).abs().max() < SAME_SET_TOL
+            ):
+                total = existing.amount + current.amount
+                if total > 0:
+                    existing.site_fractions = (
+                        existing.site_fractions * existing.amount
+                        + current.site_fractions * current.amount
+                    ) / total
+                existing.amount = total
+                break
+        else:
+            merged.append(
+                CompositionSet(current.phase, current.site_fractions.clone(), current.amount)
+            )
+    return merged
 
 
 def _initial_sets(
@@ -441,6 +461,25 @@ def equilibrium(
                 z[:, ys] = _relax_sets(
                     model, z[:, ys], z[:, layout.mu], temperature[members], pressure
                 )
+            # Sets of one phase that relaxed to the same tangent point are one set; keeping
+            # both would make the Newton system singular.
+            keep = []
+            for row, n in enumerate(members):
+                relaxed = [
+                    CompositionSet(p, z[row, ys].clone(), float(z[row, layout.phi.start + i]))
+                    for i, (p, ys) in enumerate(zip(phases, layout.y_slices, strict=True))
+                ]
+                merged = _merge_sets(relaxed)
+                if len(merged) < len(relaxed):
+                    states[n] = merged
+                    next_pending.append(n)
+                else:
+                    keep.append(row)
+            if not keep:
+                continue
+            rows_kept = torch.tensor(keep)
+            members = [members[row] for row in keep]
+            z = z[rows_kept]
             z, converged, reasons = _newton(
                 layout, z, temperature[members], bulk[members], pressure, max_iterations
             )

@@ -360,25 +360,16 @@ def _merge_sets(sets: list[CompositionSet]) -> list[CompositionSet]:
 def _initial_sets(
     candidates: CandidatePoints, points: torch.Tensor, weights: torch.Tensor
 ) -> list[CompositionSet]:
+    """Composition sets from the hull points of one condition (artificial points dropped)."""
     sets: list[CompositionSet] = []
     for index, weight in zip(points.tolist(), weights.tolist(), strict=True):
         if index < 0 or weight <= 1e-12:
             continue
         phase_index = int(candidates.phase_of[index])
-        phase = candidates.phases[phase_index]
         local = index - int((candidates.phase_of < phase_index).sum())
         y = candidates.site_fractions[phase_index][local]
-        for existing in sets:
-            if existing.phase == phase and (existing.site_fractions - y).abs().max() < SAME_SET_TOL:
-                total = existing.amount + weight
-                existing.site_fractions = (
-                    existing.site_fractions * existing.amount + y * weight
-                ) / total
-                existing.amount = total
-                break
-        else:
-            sets.append(CompositionSet(phase, y.clone(), weight))
-    return sets
+        sets.append(CompositionSet(candidates.phases[phase_index], y.clone(), weight))
+    return _merge_sets(sets)
 
 
 def _validated_conditions(

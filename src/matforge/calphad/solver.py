@@ -198,9 +198,9 @@ def _newton(
     tol = layout.tolerance()
     converged = torch.zeros(z.shape[0], dtype=torch.bool)
     broken = torch.zeros(z.shape[0], dtype=torch.bool)
+    sites = slice(0, layout.n_y)  # the site fractions of all sets come first in z
     # Site fractions of exactly 0 (endmember starts) make y*log(y) terms non-differentiable.
-    for ys in layout.y_slices:
-        z[:, ys] = z[:, ys].clamp(min=MIN_SITE_FRACTION)
+    z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
     for _ in range(max_iterations):
         residual, jacobian, at_bound = layout.system(z, temperature, bulk, pressure)
         broken |= ~(torch.isfinite(residual).all(dim=1) & torch.isfinite(jacobian).all(dim=(1, 2)))
@@ -217,18 +217,16 @@ def _newton(
         # Hessian entries grow like RT/y for small site fractions (condition numbers up to
         # 1e19); scaling site-fraction rows and columns by y makes those blocks O(RT).
         scale_vec = torch.ones_like(z)
-        for ys in layout.y_slices:
-            scale_vec[:, ys] = z[:, ys]
+        scale_vec[:, sites] = z[:, sites]
         scaled = scale_vec[:, :, None] * safe_jacobian * scale_vec[:, None, :]
         step = _solve(scaled, -(scale_vec * safe_residual).unsqueeze(-1))
         step = scale_vec * step.squeeze(-1)
         # Far from the solution a full step can throw site fractions across the whole
         # simplex; limiting their change keeps Newton in the basin it started in.
-        largest = torch.cat([step[:, ys] for ys in layout.y_slices], dim=1).abs().amax(dim=1)
+        largest = step[:, sites].abs().amax(dim=1)
         scale = (MAX_SITE_STEP / largest.clamp(min=MAX_SITE_STEP)).unsqueeze(-1)
         z = z + scale * step
-        for ys in layout.y_slices:
-            z[:, ys] = z[:, ys].clamp(min=MIN_SITE_FRACTION)
+        z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
     reasons = [
         "" if c else ("non-finite Gibbs energy or derivative" if b else "Newton did not converge")
         for c, b in zip(converged.tolist(), broken.tolist(), strict=True)

@@ -33,6 +33,10 @@ class CodegenError(MatforgeError):
 
 def _where(condition: torch.Tensor | bool, a: object, b: object) -> torch.Tensor:
     """torch.where that accepts Python numbers for either branch (constants of a model)."""
+    if isinstance(condition, torch.Tensor) and (
+        isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor)
+    ):
+        return torch.where(condition, a, b)  # type: ignore[arg-type]
     values = [x for x in (a, b) if isinstance(x, torch.Tensor)]
     tensors = [*values, *([condition] if isinstance(condition, torch.Tensor) else [])]
     device = tensors[0].device if tensors else None
@@ -70,7 +74,7 @@ class _IntegerPower(torch.autograd.Function):
 
 
 def _ipow(base: object, exponent: int) -> object:
-    if not isinstance(base, torch.Tensor):
+    if not isinstance(base, torch.Tensor) or not (base.requires_grad and torch.is_grad_enabled()):
         return base**exponent
     return _IntegerPower.apply(base, exponent)
 

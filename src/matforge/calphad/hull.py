@@ -30,6 +30,9 @@ _PIVOT_TOL = 1e-12
 #: Artificial starting points sit this far (J/mol) above the highest real point.
 _ARTIFICIAL_HEIGHT = 1e6
 _MAX_ENDMEMBERS = 2000
+#: Random points per phase: this times its degrees of freedom squared, at most
+#: `points_per_phase` (150 for a binary solution, 2,000 for four or more).
+SAMPLES_PER_DOF_SQUARED = 150
 
 
 @dataclass(frozen=True)
@@ -76,15 +79,20 @@ def sample_points(
     *,
     generator: torch.Generator | None = None,
 ) -> CandidatePoints:
-    """Endmembers plus uniform random site fractions of each phase, with their compositions.
+    """Endmembers, uniform and face-crowded random site fractions of each phase, with x.
 
     Points whose composition is undefined (a phase holding only vacancies) are dropped.
     """
     phases, phase_of, site_fractions, compositions = [], [], [], []
     for index, (name, model) in enumerate(sorted(models.items())):
-        y = torch.cat(
-            [_endmembers(model), model.sample_site_fractions(points_per_phase, generator=generator)]
-        )
+        # A phase with few internal degrees of freedom needs few points to cover them.
+        dof = model.n_site_fractions - (max(model.sublattice_of) + 1)
+        count = min(points_per_phase, SAMPLES_PER_DOF_SQUARED * dof**2)
+        uniform = model.sample_site_fractions(count, generator=generator)
+        # Cubed exponential draws crowd each sublattice's faces and edges: ordered phases are
+        # stable with nearly pure sublattices, a region uniform draws rarely visit.
+        faces = model.sample_site_fractions(count // 2, generator=generator, power=3.0)
+        y = torch.cat([_endmembers(model), uniform, faces])
         x = model.composition(y)
         keep = torch.isfinite(x).all(dim=1)
         y, x = y[keep], x[keep]

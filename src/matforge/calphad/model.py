@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,24 @@ if TYPE_CHECKING:
 
 #: Standard pressure (Pa), the default of every evaluation.
 STANDARD_PRESSURE = 101325.0
+
+
+@dataclass(frozen=True)
+class PhaseDerivatives:
+    """Analytic derivatives of one phase at N points, for chemical potentials mu.
+
+    With L = G - mu . x (the driving-force function of the phase): gradient dL/dy (N, n),
+    hessian d2L/dy2 (N, n, n), composition_jacobian dx/dy (N, C, n), gibbs_dt dG/dT (N,),
+    gradient_dt d2L/dy dT (N, n).
+    """
+
+    gibbs: torch.Tensor
+    composition: torch.Tensor
+    gradient: torch.Tensor
+    hessian: torch.Tensor
+    composition_jacobian: torch.Tensor
+    gibbs_dt: torch.Tensor
+    gradient_dt: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -46,21 +65,32 @@ class PhaseModel:
     site_fractions: tuple[str, ...]
     sublattice_of: tuple[int, ...]
     program: TorchProgram = field(repr=False)
+    #: The symbolic G, x and inputs (y..., T, P) the programs are compiled from.
+    expressions: tuple[object, ...] = field(repr=False, compare=False, default=())
+    symbols: tuple[object, ...] = field(repr=False, compare=False, default=())
 
     @property
     def n_site_fractions(self) -> int:
         return len(self.site_fractions)
 
     def sample_site_fractions(
-        self, n: int, *, generator: torch.Generator | None = None, device: str | None = None
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        device: str | None = None,
+        power: float = 1.0,
     ) -> torch.Tensor:
-        """n points drawn uniformly from each sublattice's simplex, shape (N, n_site_fractions).
+        """n random points on each sublattice's simplex, shape (N, n_site_fractions).
 
         Normalized exponential draws are Dirichlet(1, ..., 1), the uniform distribution on
-        a simplex.
+        a simplex; raising the draws to `power` > 1 first moves the points towards the
+        simplex's faces and corners.
         """
         draws = torch.empty(n, self.n_site_fractions, dtype=torch.float64, device=device)
         draws.exponential_(generator=generator)
+        if power != 1.0:
+            draws = draws**power
         index = torch.tensor(self.sublattice_of, device=draws.device)
         totals = torch.zeros(n, max(self.sublattice_of) + 1, dtype=draws.dtype, device=draws.device)
         totals.index_add_(1, index, draws)
@@ -102,6 +132,67 @@ class PhaseModel:
     def composition(self, y: torch.Tensor) -> torch.Tensor:
         """Mole fractions of `elements` in the phase, shape (N, n_elements)."""
         return self.evaluate(y, 1000.0)[1]
+
+    @cached_property
+    def _derivative_program(self) -> TorchProgram:
+        """G, x and the derivatives Newton needs, differentiated symbolically once.
+
+        Symbolic derivatives with common subexpressions shared cost one generated call per
+        batch, where autograd would need one backward pass per Hessian row.
+        """
+        import symengine
+
+        n, c = self.n_site_fractions, len(self.elements)
+        gibbs, *moles = self.expressions
+        y, temperature = self.symbols[:n], self.symbols[n]
+        mu = symengine.symbols([f"_MU{i}" for i in range(c)])
+        lagrangian = gibbs - sum((m * x for m, x in zip(mu, moles, strict=True)), 0)
+        gradient = [lagrangian.diff(s) for s in y]
+        hessian = [gradient[i].diff(y[j]) for i in range(n) for j in range(i, n)]
+        jacobian = [x.diff(s) for x in moles for s in y]
+        outputs = [
+            gibbs,
+            *moles,
+            *gradient,
+            *hessian,
+            *jacobian,
+            gibbs.diff(temperature),
+            *[g.diff(temperature) for g in gradient],
+        ]
+        name = f"phase_{self.name.replace('-', '_')}_derivatives"
+        return compile_expressions(outputs, [*self.symbols, *mu], name=name)
+
+    def derivatives(
+        self,
+        y: torch.Tensor,
+        temperature: torch.Tensor | float,
+        chemical_potentials: torch.Tensor,
+        pressure: torch.Tensor | float = STANDARD_PRESSURE,
+    ) -> PhaseDerivatives:
+        """G, x and analytic first and second derivatives at N points (no autograd graph)."""
+        n, c = self.n_site_fractions, len(self.elements)
+        values = torch.cat([self._inputs(y, temperature, pressure), chemical_potentials], dim=1)
+        out = torch.stack(self._derivative_program(values.detach()), dim=1)
+        cursor = 1 + c
+        gradient = out[:, cursor : cursor + n]
+        cursor += n
+        rows, cols = torch.triu_indices(n, n, device=out.device)
+        hessian = out.new_empty(out.shape[0], n, n)
+        upper = out[:, cursor : cursor + rows.numel()]
+        hessian[:, rows, cols] = upper
+        hessian[:, cols, rows] = upper
+        cursor += rows.numel()
+        jacobian = out[:, cursor : cursor + c * n].reshape(-1, c, n)
+        cursor += c * n
+        return PhaseDerivatives(
+            gibbs=out[:, 0],
+            composition=out[:, 1 : 1 + c],
+            gradient=gradient,
+            hessian=hessian,
+            composition_jacobian=jacobian,
+            gibbs_dt=out[:, cursor],
+            gradient_dt=out[:, cursor + 1 : cursor + 1 + n],
+        )
 
 
 def _site_ratio(ratio: object) -> float | str:
@@ -157,6 +248,8 @@ def _phase_model(
         ),
         sublattice_of=tuple(sublattice_of),
         program=program,
+        expressions=tuple(expressions),
+        symbols=tuple(inputs),
     )
 
 

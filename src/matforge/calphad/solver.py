@@ -29,13 +29,21 @@ from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel
 from matforge.core.errors import DataError
 
 MIN_SITE_FRACTION = 1e-12
-#: Convergence: residuals of the energy equations (J/mol) and of the balances.
+#: Convergence: residuals of the energy equations (J/mol) and of the balances. Energy
+#: residuals also get ENERGY_RTOL times the largest |mu|: G of an order-disorder model sums
+#: terms of 1e5 J/mol, so its rounding noise is ~1e-6 J/mol.
 ENERGY_TOL = 1e-6
-BALANCE_TOL = 1e-11
+ENERGY_RTOL = 2e-10
+BALANCE_TOL = 1e-10
+#: Sets with a converged amount below this are dropped from the reported equilibrium.
+NEGLIGIBLE_AMOUNT = 1e-10
 #: Largest change of any site fraction in one Newton step.
 MAX_SITE_STEP = 0.2
 #: A candidate point this far (J/mol) below the tangent plane adds a composition set.
 ADDITION_TOL = 1e-3
+#: A phase whose best sampled point lies this far (J/mol) above the tangent plane is not
+#: relaxed in the stability check: relaxation lowers a sample's driving force by far less.
+RELAX_MARGIN = 5000.0
 #: Sets of one phase closer than this (largest site-fraction difference) are one set.
 SAME_SET_TOL = 0.05
 
@@ -94,35 +102,9 @@ def _solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 def _derivatives(
     model: PhaseModel, y: torch.Tensor, mu: torch.Tensor, temperature: torch.Tensor, pressure: float
 ) -> tuple[torch.Tensor, ...]:
-    """G, x, dx/dy, and the gradient and Hessian of L = G - mu . x, for a batch of one phase.
-
-    Newton needs second derivatives only of L, so one Hessian (n backward passes) is built
-    instead of one per output: n + C + 1 passes instead of (C + 1)(n + 1).
-    """
-    y = y.detach().requires_grad_(True)
-    gibbs, x = model.evaluate(y, temperature, pressure)
-    lagrangian = gibbs - (mu * x).sum(dim=1)
-    n = y.shape[1]
-    zeros = torch.zeros_like(y)
-    if lagrangian.requires_grad:
-        (slope,) = torch.autograd.grad(lagrangian.sum(), y, create_graph=True, allow_unused=True)
-    else:  # a line compound whose G does not depend on its (fixed) site fractions
-        slope = None
-    slope = zeros if slope is None else slope
-    rows = []
-    for j in range(n):
-        row = None
-        if slope.requires_grad:
-            (row,) = torch.autograd.grad(slope[:, j].sum(), y, retain_graph=True, allow_unused=True)
-        rows.append(zeros if row is None else row)
-    hessian = torch.stack(rows, dim=1).detach()
-    dx = []
-    for c in range(x.shape[1]):
-        grad = None
-        if x.requires_grad:
-            (grad,) = torch.autograd.grad(x[:, c].sum(), y, retain_graph=True, allow_unused=True)
-        dx.append(zeros if grad is None else grad)
-    return gibbs.detach(), x.detach(), torch.stack(dx, dim=1).detach(), slope.detach(), hessian
+    """G, x, dx/dy, and the gradient and Hessian of L = G - mu . x, for a batch of one phase."""
+    d = model.derivatives(y, temperature, mu, pressure)
+    return d.gibbs, d.composition, d.composition_jacobian, d.gradient, d.hessian
 
 
 class _Layout:
@@ -181,10 +163,20 @@ class _Layout:
             jacobian[:, self.eta.start + self.eta_index[s], torch.arange(ys.start, ys.stop)] = 1.0
         return residual, jacobian, at_bound
 
-    def tolerance(self) -> torch.Tensor:
-        tol = torch.full((self.size,), BALANCE_TOL, dtype=torch.float64)
-        tol[: self.phi.stop] = ENERGY_TOL
+    def tolerance(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-row convergence tolerance of the residual, shape (B, size)."""
+        tol = torch.full_like(z, BALANCE_TOL)
+        scale = ENERGY_TOL + ENERGY_RTOL * z[:, self.mu].abs().amax(dim=1, keepdim=True)
+        tol[:, : self.phi.stop] = scale
         return tol
+
+
+@dataclass
+class _NewtonOutcome:
+    z: torch.Tensor
+    converged: torch.Tensor  # (B,) bool
+    removed: torch.Tensor  # (B,) long: the set whose amount reached zero, or -1
+    reasons: list[str]
 
 
 def _newton(
@@ -194,10 +186,18 @@ def _newton(
     bulk: torch.Tensor,
     pressure: float,
     max_iterations: int,
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    tol = layout.tolerance()
-    converged = torch.zeros(z.shape[0], dtype=torch.bool)
-    broken = torch.zeros(z.shape[0], dtype=torch.bool)
+) -> _NewtonOutcome:
+    """Newton on the KKT system; a row stops early when a set's amount would turn negative.
+
+    Such a set leaves the equilibrium (phase removal): the step is cut where its amount
+    reaches zero and the row is returned with `removed` naming the set, to be solved again
+    without it. Keeping amounts non-negative along the path avoids converging to a common
+    tangent with a negative amount, from which removing sets can leave an infeasible set.
+    """
+    batch = z.shape[0]
+    converged = torch.zeros(batch, dtype=torch.bool)
+    broken = torch.zeros(batch, dtype=torch.bool)
+    removed = torch.full((batch,), -1, dtype=torch.long)
     sites = slice(0, layout.n_y)  # the site fractions of all sets come first in z
     # Site fractions of exactly 0 (endmember starts) make y*log(y) terms non-differentiable.
     z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
@@ -206,8 +206,8 @@ def _newton(
         broken |= ~(torch.isfinite(residual).all(dim=1) & torch.isfinite(jacobian).all(dim=(1, 2)))
         # A site fraction held at its lower bound may keep a positive gradient (KKT).
         effective = torch.where(at_bound & (residual > 0), torch.zeros_like(residual), residual)
-        converged = (effective.abs() <= tol).all(dim=1) & ~broken
-        done = converged | broken
+        converged = (effective.abs() <= layout.tolerance(z)).all(dim=1) & ~broken
+        done = converged | broken | (removed >= 0)
         if bool(done.all()):
             break
         safe_jacobian = torch.where(
@@ -224,14 +224,22 @@ def _newton(
         # Far from the solution a full step can throw site fractions across the whole
         # simplex; limiting their change keeps Newton in the basin it started in.
         largest = step[:, sites].abs().amax(dim=1)
-        scale = (MAX_SITE_STEP / largest.clamp(min=MAX_SITE_STEP)).unsqueeze(-1)
-        z = z + scale * step
+        alpha = MAX_SITE_STEP / largest.clamp(min=MAX_SITE_STEP)
+        phi, phi_step = z[:, layout.phi], step[:, layout.phi]
+        to_zero = torch.where(
+            phi_step < 0, phi.clamp(min=0) / -phi_step, torch.full_like(phi, torch.inf)
+        )
+        first, leaving = to_zero.min(dim=1)
+        hits = (first < alpha) & ~done & (layout.n_sets > 1)
+        alpha = torch.where(hits, first, alpha)
+        removed = torch.where(hits, leaving, removed)
+        z = z + alpha.unsqueeze(-1) * step
         z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
     reasons = [
         "" if c else ("non-finite Gibbs energy or derivative" if b else "Newton did not converge")
         for c, b in zip(converged.tolist(), broken.tolist(), strict=True)
     ]
-    return z, converged, reasons
+    return _NewtonOutcome(z, converged & (removed < 0), removed, reasons)
 
 
 def _relax_sets(
@@ -240,61 +248,75 @@ def _relax_sets(
     mu: torch.Tensor,
     temperature: torch.Tensor,
     pressure: float,
-    iterations: int = 30,
+    iterations: int = 40,
 ) -> torch.Tensor:
     """Minimize G(y) - mu . x(y) over each sublattice's simplex, mu fixed (batched).
 
     A descent method: Newton steps on a Hessian shifted to be positive definite, projected
     onto the sublattice constraints, cut back so that site fractions stay positive and the
-    objective decreases. It brings a sampled start to its nearby tangent point, where the
-    full KKT Newton converges quadratically.
+    objective decreases (Armijo). It brings a sampled start to its nearby tangent point,
+    where the full KKT Newton converges quadratically. Rows leave the batch once their
+    predicted decrease is negligible, so later iterations cost only what is left.
     """
-    index = torch.tensor(model.sublattice_of)
+    index = torch.tensor(model.sublattice_of, device=y.device)
     n_sub = int(index.max()) + 1
-    constraint = torch.zeros(n_sub, y.shape[1], dtype=y.dtype)
-    constraint[index, torch.arange(y.shape[1])] = 1.0
+    n = y.shape[1]
+    constraint = torch.zeros(n_sub, n, dtype=y.dtype, device=y.device)
+    constraint[index, torch.arange(n, device=y.device)] = 1.0
+    eye = torch.eye(n, dtype=y.dtype, device=y.device)
+    temperature = temperature.expand(y.shape[0]) if temperature.ndim == 0 else temperature
 
-    def objective(values: torch.Tensor) -> torch.Tensor:
-        gibbs, x = model.evaluate(values, temperature, pressure)
-        return gibbs - (mu * x).sum(dim=1)
+    def objective(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        gibbs, x = model.evaluate(values, temperature[rows], pressure)
+        return gibbs - (mu[rows] * x).sum(dim=1)
 
     y = y.clamp(min=MIN_SITE_FRACTION)
     y = y / (y @ constraint.T)[:, index]
+    active = torch.arange(y.shape[0], device=y.device)
     for _ in range(iterations):
-        gibbs, x, _, gradient, hessian = _derivatives(model, y, mu, temperature, pressure)
-        hessian = 0.5 * (hessian + hessian.transpose(1, 2))
+        if active.numel() == 0:
+            break
+        ya = y[active]
+        d = model.derivatives(ya, temperature[active], mu[active], pressure)
+        hessian = 0.5 * (d.hessian + d.hessian.transpose(1, 2))
+        gradient = d.gradient
         # A row with a non-finite derivative does not move (and is reported by Newton).
         finite = torch.isfinite(hessian).all(dim=(1, 2)) & torch.isfinite(gradient).all(dim=1)
-        eye = torch.eye(y.shape[1], dtype=y.dtype)
         hessian = torch.where(finite[:, None, None], hessian, eye)
         gradient = torch.where(finite[:, None], gradient, torch.zeros_like(gradient))
         lowest = torch.linalg.eigvalsh(hessian)[:, 0]
         shift = (1e-6 * hessian.diagonal(dim1=1, dim2=2).abs().amax(dim=1) - lowest).clamp(min=0)
         hessian = hessian + shift[:, None, None] * eye
         # Variables u with dy = y du: the scaled Hessian y H y is O(RT) (see _newton).
-        size = y.shape[1] + n_sub
-        kkt = torch.zeros(y.shape[0], size, size, dtype=y.dtype)
-        kkt[:, : y.shape[1], : y.shape[1]] = y[:, :, None] * hessian * y[:, None, :]
-        kkt[:, : y.shape[1], y.shape[1] :] = (constraint[None] * y[:, None, :]).transpose(1, 2)
-        kkt[:, y.shape[1] :, : y.shape[1]] = constraint[None] * y[:, None, :]
-        rhs = torch.cat([-y * gradient, torch.zeros(y.shape[0], n_sub, dtype=y.dtype)], dim=1)
-        step = _solve(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, : y.shape[1]] * y
+        size = n + n_sub
+        kkt = torch.zeros(ya.shape[0], size, size, dtype=y.dtype, device=y.device)
+        kkt[:, :n, :n] = ya[:, :, None] * hessian * ya[:, None, :]
+        kkt[:, :n, n:] = (constraint[None] * ya[:, None, :]).transpose(1, 2)
+        kkt[:, n:, :n] = constraint[None] * ya[:, None, :]
+        rhs = torch.cat([-ya * gradient, ya.new_zeros(ya.shape[0], n_sub)], dim=1)
+        step = _solve(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, :n] * ya
+        current = d.gibbs - (mu[active] * d.composition).sum(dim=1)
+        decrease = (gradient * step).sum(dim=1)  # < 0 along a descent direction
+        moving = (-decrease > 1e-10 * (current.abs() + 1.0)) & finite
         # Longest step keeping every site fraction at or above its floor.
-        shrinking = step < 0
-        room = torch.where(shrinking, (y - MIN_SITE_FRACTION) / (-step), torch.full_like(y, 2.0))
+        room = torch.where(step < 0, (ya - MIN_SITE_FRACTION) / (-step), torch.full_like(ya, 2.0))
         alpha = room.amin(dim=1).clamp(max=1.0)
-        current = gibbs - (mu * x).sum(dim=1)
+        pending = moving.clone()
         for _ in range(12):
-            trial = (y + alpha[:, None] * step).clamp(min=MIN_SITE_FRACTION)
-            better = objective(trial).detach() <= current + 1e-12 * current.abs()
-            if bool(better.all()):
+            rows = torch.nonzero(pending).flatten()
+            if rows.numel() == 0:
                 break
-            alpha = torch.where(better, alpha, alpha / 2)
-        y = (y + alpha[:, None] * step).clamp(min=MIN_SITE_FRACTION)
-        y = y / (y @ constraint.T)[:, index]
-        if float((alpha[:, None] * step).abs().max()) < 1e-10:
-            break
-    return y.detach()
+            trial = (ya[rows] + alpha[rows, None] * step[rows]).clamp(min=MIN_SITE_FRACTION)
+            value = objective(trial, active[rows])
+            bound = current[rows] + 1e-4 * alpha[rows] * decrease[rows]
+            accepted = value <= bound + 1e-12 * current[rows].abs()
+            pending[rows[accepted]] = False
+            alpha[rows[~accepted]] /= 2
+        alpha = torch.where(moving, alpha, torch.zeros_like(alpha))
+        ya = (ya + alpha[:, None] * step).clamp(min=MIN_SITE_FRACTION)
+        y[active] = ya / (ya @ constraint.T)[:, index]
+        active = active[moving & ((alpha[:, None] * step).abs().amax(dim=1) > 1e-12)]
+    return y
 
 
 def _unstable_sets(
@@ -304,7 +326,7 @@ def _unstable_sets(
     mu: torch.Tensor,
     temperature: torch.Tensor,
     pressure: float,
-) -> list[tuple[float, CompositionSet]]:
+) -> list[tuple[float, CompositionSet | None]]:
     """For each of B conditions, the phase that dips deepest below the tangent plane mu.
 
     Each phase starts from its sampled point of lowest driving force G - mu . x and is
@@ -319,16 +341,26 @@ def _unstable_sets(
     offset = 0
     for index, phase in enumerate(candidates.phases):
         count = candidates.site_fractions[index].shape[0]
-        local = driving[:, offset : offset + count].argmin(dim=1)
+        sampled, local = driving[:, offset : offset + count].min(dim=1)
         offset += count
+        rows = torch.nonzero(sampled < RELAX_MARGIN).flatten()
+        if rows.numel() == 0:
+            continue
         model = models[phase]
-        y = _relax_sets(model, candidates.site_fractions[index][local], mu, temperature, pressure)
-        gibbs, x = model.evaluate(y, temperature, pressure)
-        force = (gibbs - (mu * x).sum(dim=1)).detach()
-        for b in torch.nonzero(force < best_force).flatten().tolist():
-            best_force[b] = force[b]
-            best_sets[b] = CompositionSet(phase, y[b], 1e-9)
-    return [(float(best_force[b]), best_sets[b]) for b in range(batch)]  # type: ignore[misc]
+        y = _relax_sets(
+            model,
+            candidates.site_fractions[index][local[rows]],
+            mu[rows],
+            temperature[rows],
+            pressure,
+        )
+        gibbs, x = model.evaluate(y, temperature[rows], pressure)
+        force = gibbs - (mu[rows] * x).sum(dim=1)
+        for i in torch.nonzero(force < best_force[rows]).flatten().tolist():
+            b = int(rows[i])
+            best_force[b] = force[i]
+            best_sets[b] = CompositionSet(phase, y[i], 1e-9)
+    return [(float(best_force[b]), best_sets[b]) for b in range(batch)]
 
 
 def _merge_sets(sets: list[CompositionSet]) -> list[CompositionSet]:
@@ -403,6 +435,145 @@ def _validated_conditions(
     return bulk / totals[:, None], temperature
 
 
+def _relax_groups(
+    models: Mapping[str, PhaseModel],
+    layouts: list[tuple[_Layout, torch.Tensor, list[int]]],
+    temperature: torch.Tensor,
+    pressure: float,
+) -> None:
+    """Relax every set of every group to its tangent point, one batch per phase (in place)."""
+    work: dict[str, list[tuple[torch.Tensor, slice, slice, list[int]]]] = defaultdict(list)
+    for layout, z, members in layouts:
+        for phase, ys in zip(layout.phases, layout.y_slices, strict=True):
+            work[phase].append((z, ys, layout.mu, members))
+    for phase, items in work.items():
+        y = torch.cat([z[:, ys] for z, ys, _, _ in items])
+        mu = torch.cat([z[:, mus] for z, _, mus, _ in items])
+        rows = [n for *_, members in items for n in members]
+        relaxed = _relax_sets(models[phase], y, mu, temperature[rows], pressure)
+        start = 0
+        for z, ys, _, members in items:
+            z[:, ys] = relaxed[start : start + len(members)]
+            start += len(members)
+
+
+def _round(
+    models: Mapping[str, PhaseModel],
+    candidates: CandidatePoints,
+    point_gibbs: torch.Tensor,
+    states: list[list[CompositionSet]],
+    mu: torch.Tensor,
+    results: list[PointResult | None],
+    pending: list[int],
+    temperature: torch.Tensor,
+    bulk: torch.Tensor,
+    pressure: float,
+    max_iterations: int,
+) -> list[int]:
+    """One round for the pending conditions: relax, Newton, then remove or add sets.
+
+    Conditions that share an arrangement of composition sets are solved as one batch; the
+    relaxation and the stability check are batched over all conditions of the round.
+    Returns the conditions that need another round.
+    """
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for n in pending:
+        states[n].sort(key=lambda s: s.phase)
+        groups[tuple(s.phase for s in states[n])].append(n)
+    n_elements = mu.shape[1]
+    layouts = []
+    for phases, members in groups.items():
+        layout = _Layout(phases, models, n_elements)
+        z = torch.zeros(len(members), layout.size, dtype=torch.float64)
+        for row, n in enumerate(members):
+            for s, ys in enumerate(layout.y_slices):
+                z[row, ys] = states[n][s].site_fractions
+                z[row, layout.phi.start + s] = states[n][s].amount
+        z[:, layout.mu] = mu[members]
+        layouts.append((layout, z, members))
+    _relax_groups(models, layouts, temperature, pressure)
+    next_pending: list[int] = []
+    finished: list[tuple[int, list[CompositionSet], str]] = []  # (condition, sets, failure)
+    for layout, z, members in layouts:
+
+        def sets_of(row: int, z: torch.Tensor = z, layout: _Layout = layout) -> list:
+            return [
+                CompositionSet(p, z[row, ys].clone(), float(z[row, layout.phi.start + s]))
+                for s, (p, ys) in enumerate(zip(layout.phases, layout.y_slices, strict=True))
+            ]
+
+        # Sets of one phase that relaxed to the same tangent point are one set; keeping
+        # both would make the Newton system singular.
+        keep = []
+        for row, n in enumerate(members):
+            relaxed = sets_of(row)
+            merged = _merge_sets(relaxed)
+            if len(merged) < len(relaxed):
+                states[n] = merged
+                next_pending.append(n)
+            else:
+                keep.append(row)
+        if not keep:
+            continue
+        members = [members[row] for row in keep]
+        outcome = _newton(
+            layout, z[keep], temperature[members], bulk[members], pressure, max_iterations
+        )
+        for row, n in enumerate(members):
+            mu[n] = outcome.z[row, layout.mu]
+            sets = sets_of(row, outcome.z)
+            leaving = int(outcome.removed[row])
+            if leaving >= 0:
+                states[n] = [s for i, s in enumerate(sets) if i != leaving]
+                next_pending.append(n)
+            else:
+                finished.append((n, sets, "" if outcome.converged[row] else outcome.reasons[row]))
+    checked = [n for n, _, failure in finished if not failure]
+    unstable = (
+        dict(
+            zip(
+                checked,
+                _unstable_sets(
+                    models,
+                    candidates,
+                    point_gibbs[checked],
+                    mu[checked],
+                    temperature[checked],
+                    pressure,
+                ),
+                strict=True,
+            )
+        )
+        if checked
+        else {}
+    )
+    for n, sets, failure in finished:
+        gibbs = float((mu[n] * bulk[n]).sum())
+        if failure:
+            results[n] = PointResult(sets, mu[n].clone(), gibbs, False, failure)
+            continue
+        force, candidate = unstable[n]
+        if (
+            candidate is not None
+            and force < -ADDITION_TOL
+            and len(sets) < n_elements
+            and not any(
+                s.phase == candidate.phase
+                and (s.site_fractions - candidate.site_fractions).abs().max() < SAME_SET_TOL
+                for s in sets
+            )
+        ):
+            states[n] = [*sets, candidate]
+            next_pending.append(n)
+            continue
+        # A set left with no amount (a line compound at exactly its composition beside
+        # another phase) is not part of the equilibrium.
+        present = [s for s in sets if s.amount > NEGLIGIBLE_AMOUNT] or sets
+        results[n] = PointResult(present, mu[n].clone(), gibbs, True)
+    return next_pending
+
+
+@torch.no_grad()
 def equilibrium(
     models: Mapping[str, PhaseModel],
     temperature: torch.Tensor,
@@ -411,7 +582,7 @@ def equilibrium(
     pressure: float = STANDARD_PRESSURE,
     points_per_phase: int = 2000,
     max_iterations: int = 60,
-    max_rounds: int = 8,
+    max_rounds: int = 16,
     seed: int = 0,
 ) -> EquilibriumResult:
     """Equilibrium of `models` for N conditions: temperature (N,), bulk mole fractions (N, C).
@@ -433,80 +604,19 @@ def equilibrium(
     results: list[PointResult | None] = [None] * len(temperature)
     pending = list(range(len(temperature)))
     for _ in range(max_rounds):
-        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        for n in pending:
-            states[n].sort(key=lambda s: s.phase)
-            groups[tuple(s.phase for s in states[n])].append(n)
-        next_pending = []
-        for phases, members in groups.items():
-            layout = _Layout(phases, models, len(elements))
-            z = torch.zeros(len(members), layout.size, dtype=torch.float64)
-            for row, n in enumerate(members):
-                for s, ys in enumerate(layout.y_slices):
-                    z[row, ys] = states[n][s].site_fractions
-                    z[row, layout.phi.start + s] = states[n][s].amount
-                z[row, layout.mu] = mu[n]
-            for model, ys in zip(layout.models, layout.y_slices, strict=True):
-                z[:, ys] = _relax_sets(
-                    model, z[:, ys], z[:, layout.mu], temperature[members], pressure
-                )
-            # Sets of one phase that relaxed to the same tangent point are one set; keeping
-            # both would make the Newton system singular.
-            keep = []
-            for row, n in enumerate(members):
-                relaxed = [
-                    CompositionSet(p, z[row, ys].clone(), float(z[row, layout.phi.start + i]))
-                    for i, (p, ys) in enumerate(zip(phases, layout.y_slices, strict=True))
-                ]
-                merged = _merge_sets(relaxed)
-                if len(merged) < len(relaxed):
-                    states[n] = merged
-                    next_pending.append(n)
-                else:
-                    keep.append(row)
-            if not keep:
-                continue
-            rows_kept = torch.tensor(keep)
-            members = [members[row] for row in keep]
-            z = z[rows_kept]
-            z, converged, reasons = _newton(
-                layout, z, temperature[members], bulk[members], pressure, max_iterations
-            )
-            unstable = _unstable_sets(
-                models,
-                candidates,
-                point_gibbs[members],
-                z[:, layout.mu],
-                temperature[members],
-                pressure,
-            )
-            for row, n in enumerate(members):
-                sets = [
-                    CompositionSet(p, z[row, ys].clone(), float(z[row, layout.phi.start + s]))
-                    for s, (p, ys) in enumerate(zip(phases, layout.y_slices, strict=True))
-                ]
-                mu[n] = z[row, layout.mu]
-                gibbs = float((mu[n] * bulk[n]).sum())
-                if not bool(converged[row]):
-                    results[n] = PointResult(sets, mu[n].clone(), gibbs, False, reasons[row])
-                    continue
-                negative = [s for s in sets if s.amount < -BALANCE_TOL]
-                if negative:
-                    states[n] = [s for s in sets if s is not min(negative, key=lambda s: s.amount)]
-                    next_pending.append(n)
-                    continue
-                force, candidate = unstable[row]
-                duplicate = any(
-                    s.phase == candidate.phase
-                    and (s.site_fractions - candidate.site_fractions).abs().max() < SAME_SET_TOL
-                    for s in sets
-                )
-                if force < -ADDITION_TOL and not duplicate and len(sets) < len(elements):
-                    states[n] = [*sets, candidate]
-                    next_pending.append(n)
-                    continue
-                results[n] = PointResult(sets, mu[n].clone(), gibbs, True)
-        pending = next_pending
+        pending = _round(
+            models,
+            candidates,
+            point_gibbs,
+            states,
+            mu,
+            results,
+            pending,
+            temperature,
+            bulk,
+            pressure,
+            max_iterations,
+        )
         if not pending:
             break
     for n in pending:

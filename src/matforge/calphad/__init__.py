@@ -10,6 +10,11 @@ speed, implicit-function-theorem gradients, inverse design and the remaining CLI
 """
 
 from matforge.calphad.database import load_database
+from matforge.calphad.gradients import (
+    EquilibriumSensitivities,
+    differentiable_equilibrium,
+    sensitivities,
+)
 from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel, build_phase_models
 from matforge.calphad.solver import EquilibriumResult, equilibrium
 from matforge.calphad.subset import subset_database
@@ -17,9 +22,12 @@ from matforge.calphad.subset import subset_database
 __all__ = [
     "STANDARD_PRESSURE",
     "EquilibriumResult",
+    "EquilibriumSensitivities",
     "PhaseModel",
     "build_phase_models",
+    "differentiable_equilibrium",
     "equilibrium",
     "load_database",
+    "sensitivities",
     "subset_database",
 ]

@@ -62,6 +62,9 @@ class PointResult:
     gibbs: float
     converged: bool
     reason: str = ""
+    #: False where mu is not unique: too few stable sets and internal degrees of freedom
+    #: to fix the tangent plane (a stoichiometric compound alone at its own composition).
+    unique_potentials: bool = True
 
     def phase_fractions(self) -> dict[str, float]:
         """Amount of each composition set; a second set of a phase is named PHASE#2."""
@@ -249,6 +252,7 @@ def _relax_sets(
     temperature: torch.Tensor,
     pressure: float,
     iterations: int = 40,
+    tolerance: float = 1e-6,
 ) -> torch.Tensor:
     """Minimize G(y) - mu . x(y) over each sublattice's simplex, mu fixed (batched).
 
@@ -256,7 +260,8 @@ def _relax_sets(
     onto the sublattice constraints, cut back so that site fractions stay positive and the
     objective decreases (Armijo). It brings a sampled start to its nearby tangent point,
     where the full KKT Newton converges quadratically. Rows leave the batch once their
-    predicted decrease is negligible, so later iterations cost only what is left.
+    predicted decrease falls below `tolerance` (J/mol), so later iterations cost only what
+    is left.
     """
     index = torch.tensor(model.sublattice_of, device=y.device)
     n_sub = int(index.max()) + 1
@@ -297,7 +302,7 @@ def _relax_sets(
         step = _solve(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, :n] * ya
         current = d.gibbs - (mu[active] * d.composition).sum(dim=1)
         decrease = (gradient * step).sum(dim=1)  # < 0 along a descent direction
-        moving = (-decrease > 1e-10 * (current.abs() + 1.0)) & finite
+        moving = (-decrease > tolerance) & finite
         # Longest step keeping every site fraction at or above its floor.
         room = torch.where(step < 0, (ya - MIN_SITE_FRACTION) / (-step), torch.full_like(ya, 2.0))
         alpha = room.amin(dim=1).clamp(max=1.0)
@@ -353,6 +358,7 @@ def _unstable_sets(
             mu[rows],
             temperature[rows],
             pressure,
+            tolerance=0.1 * ADDITION_TOL,
         )
         gibbs, x = model.evaluate(y, temperature[rows], pressure)
         force = gibbs - (mu[rows] * x).sum(dim=1)
@@ -435,6 +441,11 @@ def _validated_conditions(
     return bulk / totals[:, None], temperature
 
 
+def _internal_freedom(model: PhaseModel) -> int:
+    """Independent site fractions of a phase (its composition can move along as many)."""
+    return model.n_site_fractions - (max(model.sublattice_of) + 1)
+
+
 def _relax_groups(
     models: Mapping[str, PhaseModel],
     layouts: list[tuple[_Layout, torch.Tensor, list[int]]],
@@ -450,7 +461,8 @@ def _relax_groups(
         y = torch.cat([z[:, ys] for z, ys, _, _ in items])
         mu = torch.cat([z[:, mus] for z, _, mus, _ in items])
         rows = [n for *_, members in items for n in members]
-        relaxed = _relax_sets(models[phase], y, mu, temperature[rows], pressure)
+        # Newton finishes the job: a start within ~1 J/mol of the tangent point will do.
+        relaxed = _relax_sets(models[phase], y, mu, temperature[rows], pressure, tolerance=1.0)
         start = 0
         for z, ys, _, members in items:
             z[:, ys] = relaxed[start : start + len(members)]
@@ -569,7 +581,8 @@ def _round(
         # A set left with no amount (a line compound at exactly its composition beside
         # another phase) is not part of the equilibrium.
         present = [s for s in sets if s.amount > NEGLIGIBLE_AMOUNT] or sets
-        results[n] = PointResult(present, mu[n].clone(), gibbs, True)
+        fixed = sum(1 + _internal_freedom(models[s.phase]) for s in present)
+        results[n] = PointResult(present, mu[n].clone(), gibbs, True, "", fixed >= n_elements)
     return next_pending
 
 

@@ -58,7 +58,8 @@ def test_equilibrium_command_json_matches_the_documented_shape() -> None:
     payload = json.loads(result.stdout)
     assert payload["components"] == ["AL", "ZN"]
     first, second = payload["points"]
-    assert first["T"] == 600.0 and first["x"] == {"ZN": 0.3}
+    assert first["T"] == 600.0
+    assert first["x"] == {"ZN": 0.3}
     assert first["converged"] is True
     # Al-30Zn at 600 K lies in the FCC miscibility gap: two FCC sets.
     assert set(first["phases"]) == {"FCC_A1", "FCC_A1#2"}

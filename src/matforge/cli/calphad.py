@@ -171,3 +171,45 @@ def diagram_command(
         f"wrote {out}: {summary['grid_points']} equilibria, {summary['boundary_points']} "
         f"boundary points, {summary['unconverged']} not converged"
     )
+
+
+@app.command("design")
+def design_command(
+    config_path: Annotated[Path, typer.Argument(help="YAML settings (see examples/).")],
+    check_grid: Annotated[
+        float | None,
+        typer.Option(help="Also search a composition grid of this spacing, to compare."),
+    ] = None,
+    override: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Find a composition that reaches a phase-fraction goal by gradient steps (IFT)."""
+    from matforge.calphad.design import DesignConfig, grid_search, run_design, write_design_run
+    from matforge.calphad.model import build_phase_models
+    from matforge.core.config import load_config
+    from matforge.core.errors import ConfigError
+    from matforge.core.progress import is_quiet
+
+    config = load_config(config_path, DesignConfig, override or [])
+    if check_grid is not None and not 0 < check_grid <= 0.5:
+        raise ConfigError(f"--check-grid must lie in (0, 0.5], got {check_grid}")
+    models = build_phase_models(config.database, config.components, config.phases)
+    result = run_design(config, models, show_progress=not is_quiet() and not json_output)
+    check = grid_search(config, models, check_grid) if check_grid else None
+    run, metrics = write_design_run(config, result, check, check_grid)
+    metrics["run"] = str(run.path)
+    if json_output:
+        print_json(metrics)
+        return
+    console = stdout_console()
+    if result.best_composition is None:
+        console.print(f"no visited composition reached the goal; see {run.path}")
+        return
+    composition = ", ".join(f"{e} {v:.4f}" for e, v in result.best_composition.items())
+    console.print(f"best: {composition}; {config.phase} fraction {result.best_phase_fraction:.4f}")
+    if check is not None and check.best_composition is not None:
+        grid = ", ".join(f"{e} {v:.4f}" for e, v in check.best_composition.items())
+        console.print(f"grid (spacing {check_grid}): {grid}; objective {check.best_objective:.4f}")
+    console.print(f"wrote {run.path}")

@@ -41,7 +41,7 @@ def test_doctor_table_and_json() -> None:
     assert {row["part"] for row in report["parts"]} >= {"core", "calphad", "design", "mlip"}
     calphad = next(row for row in report["parts"] if row["part"] == "calphad")
     assert calphad["status"] == "partial"
-    assert "planned" in calphad["progress"]
+    assert "in progress" in calphad["progress"]
 
 
 def test_data_list() -> None:

@@ -1,12 +1,11 @@
-"""Differentiable CALPHAD (in progress).
+"""Differentiable CALPHAD: TDB Gibbs energies in torch, batched equilibrium, IFT gradients.
 
-Available: TDB databases read with pycalphad; each phase's Gibbs energy compiled from
-pycalphad's `Model` into a batched float64 torch function with autograd
-(`build_phase_models`); database subsets (`subset_database`); and a first batched
-equilibrium solver (`equilibrium`: lower convex hull of sampled points, then Newton on the
-KKT conditions with phase addition/removal and miscibility gaps), verified against
-pycalphad on Al-Zn and Cu-Mg. Not yet: robust convergence for ordered phases (B2/L12),
-speed, implicit-function-theorem gradients, inverse design and the remaining CLI commands.
+Steps a user can see, as in pycalphad: `load_database` (pycalphad's TDB reader),
+`build_phase_models` (each phase's Gibbs energy compiled to torch), `equilibrium` (N
+conditions at once), `sensitivities` / `differentiable_equilibrium` (implicit-function
+derivatives with respect to bulk composition and temperature), `calphad.design` (composition
+design through the solver), `calphad.diagram` (binary phase diagrams) and
+`calphad.reference` (side-by-side comparison with pycalphad).
 """
 
 from matforge.calphad.database import load_database

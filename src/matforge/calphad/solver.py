@@ -331,6 +331,7 @@ def _unstable_sets(
     mu: torch.Tensor,
     temperature: torch.Tensor,
     pressure: float,
+    present: Sequence[Sequence[CompositionSet]] | None = None,
 ) -> list[tuple[float, CompositionSet | None]]:
     """For each of B conditions, the phase that dips deepest below the tangent plane mu.
 
@@ -338,6 +339,11 @@ def _unstable_sets(
     relaxed (batched over the conditions) to the local minimum of G - mu . x, so a phase
     whose stable composition falls between samples is still found. Returns per condition
     (driving force, candidate set); the force is >= 0 when nothing dips below.
+
+    For a phase already in a condition's equilibrium (`present`), the phase is also
+    relaxed from its best sample away from those sets, so that a second set of the phase
+    (a miscibility gap, or ordered beside disordered) is found even when the best sample
+    overall sits on the first set.
     """
     driving = point_gibbs - mu @ candidates.composition.T  # (B, M)
     batch = driving.shape[0]
@@ -346,15 +352,36 @@ def _unstable_sets(
     offset = 0
     for index, phase in enumerate(candidates.phases):
         count = candidates.site_fractions[index].shape[0]
-        sampled, local = driving[:, offset : offset + count].min(dim=1)
+        block = driving[:, offset : offset + count]
         offset += count
+        points = candidates.site_fractions[index]
+        sampled, local = block.min(dim=1)
         rows = torch.nonzero(sampled < RELAX_MARGIN).flatten()
+        starts = [points[local[rows]]]
+        start_rows = [rows]
+        away_rows, away_local = [], []
+        for b, sets in enumerate(present or []):
+            existing = [s.site_fractions for s in sets if s.phase == phase]
+            if not existing:
+                continue
+            distance = torch.stack([(points - y[None]).abs().amax(dim=1) for y in existing]).amin(
+                dim=0
+            )
+            masked = torch.where(distance > 2 * SAME_SET_TOL, block[b], torch.inf)
+            value, where = masked.min(dim=0)
+            if float(value) < RELAX_MARGIN:
+                away_rows.append(b)
+                away_local.append(int(where))
+        if away_rows:
+            starts.append(points[away_local])
+            start_rows.append(torch.tensor(away_rows))
+        rows = torch.cat(start_rows)
         if rows.numel() == 0:
             continue
         model = models[phase]
         y = _relax_sets(
             model,
-            candidates.site_fractions[index][local[rows]],
+            torch.cat(starts),
             mu[rows],
             temperature[rows],
             pressure,
@@ -364,6 +391,12 @@ def _unstable_sets(
         force = gibbs - (mu[rows] * x).sum(dim=1)
         for i in torch.nonzero(force < best_force[rows]).flatten().tolist():
             b = int(rows[i])
+            duplicate = any(
+                s.phase == phase and (s.site_fractions - y[i]).abs().max() < SAME_SET_TOL
+                for s in (present[b] if present else [])
+            )
+            if duplicate:
+                continue
             best_force[b] = force[i]
             best_sets[b] = CompositionSet(phase, y[i], 1e-9)
     return [(float(best_force[b]), best_sets[b]) for b in range(batch)]
@@ -552,6 +585,7 @@ def _round(
                     mu[checked],
                     temperature[checked],
                     pressure,
+                    [sets for n, sets, failure in finished if not failure],
                 ),
                 strict=True,
             )

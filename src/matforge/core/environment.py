@@ -53,8 +53,8 @@ PARTS: tuple[Part, ...] = (
         "Differentiable CALPHAD with implicit-function gradients",
         "matforge.calphad",
         ("calphad",),
-        progress="Gibbs energies as torch functions, first equilibrium solver; "
-        "gradients and design planned",
+        progress="Gibbs energies, batched equilibrium, IFT gradients, design and CLI; "
+        "multicomponent robustness and speed in progress",
     ),
     Part(
         "design",

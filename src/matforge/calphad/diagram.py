@@ -104,17 +104,14 @@ def plot_binary_diagram(diagram: BinaryDiagram, title: str | None = None) -> Fig
 
 
 def save_binary_diagram(diagram: BinaryDiagram, path: str | Path, title: str | None = None) -> Path:
-    """Write the diagram as a PNG (refusing to overwrite an existing file)."""
-    import io
-
-    from matforge.core.rundir import atomic_write_bytes
-
-    figure = plot_binary_diagram(diagram, title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=130)
+    """Write the diagram as an image, PNG unless the suffix names another format (refusing to
+    overwrite an existing file)."""
     import matplotlib.pyplot as plt
 
-    plt.close(figure)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    from matforge.core.rundir import save_figure
+
+    figure = plot_binary_diagram(diagram, title)
+    try:
+        return save_figure(path, figure, dpi=130)
+    finally:
+        plt.close(figure)

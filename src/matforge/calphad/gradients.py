@@ -23,12 +23,12 @@ on it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel
+from matforge.calphad.model import STANDARD_PRESSURE, PhaseDerivatives, PhaseModel
 from matforge.calphad.solver import (
     MIN_SITE_FRACTION,
     EquilibriumResult,
@@ -62,28 +62,30 @@ class EquilibriumSensitivities:
 
 
 def _parameter_derivatives(
-    layout: _Layout, z: torch.Tensor, temperature: torch.Tensor, pressure: float
+    layout: _Layout, z: torch.Tensor, derivatives: Sequence[PhaseDerivatives]
 ) -> torch.Tensor:
-    """dF/dp for p = (x_bulk..., T), shape (B, D, C + 1)."""
+    """dF/dp for p = (x_bulk..., T), shape (B, D, C + 1), from each set's derivatives."""
     batch, c = z.shape[0], layout.n_elements
     out = torch.zeros(batch, layout.size, c + 1, dtype=z.dtype)
     balance_rows = torch.arange(layout.mu.start, layout.mu.stop)
     out[:, balance_rows, torch.arange(c)] = -1.0
-    mu = z[:, layout.mu]
-    for s, (model, ys) in enumerate(zip(layout.models, layout.y_slices, strict=True)):
-        d = model.derivatives(z[:, ys], temperature, mu, pressure)
+    for s, (d, ys) in enumerate(zip(derivatives, layout.y_slices, strict=True)):
         out[:, ys, c] = d.gradient_dt
         out[:, layout.phi.start + s, c] = d.gibbs_dt
     return out
 
 
 def _state_derivatives(
-    layout: _Layout, z: torch.Tensor, temperature: torch.Tensor, pressure: float
+    layout: _Layout,
+    z: torch.Tensor,
+    temperature: torch.Tensor,
+    pressure: float,
+    derivatives: Sequence[PhaseDerivatives],
 ) -> torch.Tensor:
     """dz/dp (B, D, C + 1) at converged states z of one layout."""
     bulk = torch.zeros(z.shape[0], layout.n_elements, dtype=z.dtype)
     _, jacobian, at_bound = layout.system(z, temperature, bulk, pressure)
-    rhs = -_parameter_derivatives(layout, z, temperature, pressure)
+    rhs = -_parameter_derivatives(layout, z, derivatives)
     fixed = at_bound & (torch.arange(layout.size) < layout.n_y)
     eye = torch.eye(layout.size, dtype=z.dtype).expand_as(jacobian)
     jacobian = torch.where(fixed[:, :, None], eye, jacobian)
@@ -118,15 +120,17 @@ def sensitivities(
             groups[tuple(s.phase for s in point.sets)].append(index)
     for set_phases, members in groups.items():
         layout = _Layout(set_phases, models, c)
-        z = torch.zeros(len(members), layout.size, dtype=torch.float64)
-        for row, index in enumerate(members):
-            point = result.points[index]
-            for s, ys in enumerate(layout.y_slices):
-                z[row, ys] = point.sets[s].site_fractions.clamp(min=MIN_SITE_FRACTION)
-                z[row, layout.phi.start + s] = point.sets[s].amount
-            z[row, layout.mu] = point.chemical_potentials
+        z = layout.pack(
+            [result.points[i].sets for i in members],
+            torch.stack([result.points[i].chemical_potentials for i in members]),
+        )
+        z[:, : layout.n_y] = z[:, : layout.n_y].clamp(min=MIN_SITE_FRACTION)
         temperature = result.temperature[members]
-        dz = _state_derivatives(layout, z, temperature, pressure)
+        derivatives = [
+            model.derivatives(z[:, ys], temperature, z[:, layout.mu], pressure)
+            for model, ys in zip(layout.models, layout.y_slices, strict=True)
+        ]
+        dz = _state_derivatives(layout, z, temperature, pressure, derivatives)
         rows = torch.tensor(members)
         d_amounts[rows] = 0.0
         d_compositions[rows] = 0.0
@@ -134,11 +138,10 @@ def sensitivities(
         # Per phase: amount A = sum phi_s, composition X = sum phi_s x_s / A.
         weighted = torch.zeros(len(members), p, c, dtype=torch.float64)
         d_weighted = torch.zeros(len(members), p, c, c + 1, dtype=torch.float64)
-        for s, (model, ys) in enumerate(zip(layout.models, layout.y_slices, strict=True)):
+        for s, (d, ys) in enumerate(zip(derivatives, layout.y_slices, strict=True)):
             col = column[set_phases[s]]
             phi = z[:, layout.phi.start + s]
             d_phi = dz[:, layout.phi.start + s]  # (B, C + 1)
-            d = model.derivatives(z[:, ys], temperature, z[:, layout.mu], pressure)
             dx = d.composition_jacobian @ dz[:, ys]  # (B, C, C + 1)
             amounts[rows, col] += phi
             d_amounts[rows, col] += d_phi

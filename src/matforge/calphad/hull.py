@@ -86,8 +86,7 @@ def sample_points(
     phases, phase_of, site_fractions, compositions = [], [], [], []
     for index, (name, model) in enumerate(sorted(models.items())):
         # A phase with few internal degrees of freedom needs few points to cover them.
-        dof = model.n_site_fractions - (max(model.sublattice_of) + 1)
-        count = min(points_per_phase, SAMPLES_PER_DOF_SQUARED * dof**2)
+        count = min(points_per_phase, SAMPLES_PER_DOF_SQUARED * model.degrees_of_freedom**2)
         uniform = model.sample_site_fractions(count, generator=generator)
         # Cubed exponential draws crowd each sublattice's faces and edges: ordered phases are
         # stable with nearly pure sublattices, a region uniform draws rarely visit.

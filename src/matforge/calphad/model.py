@@ -73,6 +73,15 @@ class PhaseModel:
     def n_site_fractions(self) -> int:
         return len(self.site_fractions)
 
+    @property
+    def n_sublattices(self) -> int:
+        return max(self.sublattice_of) + 1
+
+    @property
+    def degrees_of_freedom(self) -> int:
+        """Independent site fractions (each sublattice's fractions sum to one)."""
+        return self.n_site_fractions - self.n_sublattices
+
     def sample_site_fractions(
         self,
         n: int,
@@ -92,7 +101,7 @@ class PhaseModel:
         if power != 1.0:
             draws = draws**power
         index = torch.tensor(self.sublattice_of, device=draws.device)
-        totals = torch.zeros(n, max(self.sublattice_of) + 1, dtype=draws.dtype, device=draws.device)
+        totals = torch.zeros(n, self.n_sublattices, dtype=draws.dtype, device=draws.device)
         totals.index_add_(1, index, draws)
         return draws / totals[:, index]
 

@@ -102,14 +102,6 @@ def _solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return solution
 
 
-def _derivatives(
-    model: PhaseModel, y: torch.Tensor, mu: torch.Tensor, temperature: torch.Tensor, pressure: float
-) -> tuple[torch.Tensor, ...]:
-    """G, x, dx/dy, and the gradient and Hessian of L = G - mu . x, for a batch of one phase."""
-    d = model.derivatives(y, temperature, mu, pressure)
-    return d.gibbs, d.composition, d.composition_jacobian, d.gradient, d.hessian
-
-
 class _Layout:
     """Where each unknown and equation of one arrangement of composition sets lives."""
 
@@ -123,12 +115,25 @@ class _Layout:
             self.y_slices.append(slice(offset, offset + model.n_site_fractions))
             offset += model.n_site_fractions
             self.eta_index.append(torch.tensor(model.sublattice_of) + eta)
-            eta += max(model.sublattice_of) + 1
+            eta += model.n_sublattices
         self.n_y, self.n_sets, self.n_elements, self.n_eta = offset, len(phases), n_elements, eta
         self.phi = slice(self.n_y, self.n_y + self.n_sets)
         self.mu = slice(self.phi.stop, self.phi.stop + n_elements)
         self.eta = slice(self.mu.stop, self.mu.stop + eta)
         self.size = self.eta.stop
+
+    def pack(self, set_lists: Sequence[Sequence[CompositionSet]], mu: torch.Tensor) -> torch.Tensor:
+        """Unknowns z (B, size) from each row's sets (ordered as `phases`) and mu (B, C).
+
+        Sublattice multipliers start at zero: they enter the equations linearly.
+        """
+        z = torch.zeros(len(set_lists), self.size, dtype=torch.float64)
+        for row, sets in enumerate(set_lists):
+            for s, ys in enumerate(self.y_slices):
+                z[row, ys] = sets[s].site_fractions
+                z[row, self.phi.start + s] = sets[s].amount
+        z[:, self.mu] = mu
+        return z
 
     def system(
         self, z: torch.Tensor, temperature: torch.Tensor, bulk: torch.Tensor, pressure: float
@@ -143,11 +148,12 @@ class _Layout:
         residual[:, balance] = -bulk
         for s, (model, ys) in enumerate(zip(self.models, self.y_slices, strict=True)):
             y = z[:, ys]
-            gibbs, x, dx, tangent_slope, hessian = _derivatives(model, y, mu, temperature, pressure)
+            d = model.derivatives(y, temperature, mu, pressure)
+            gibbs, x, dx, tangent_slope = d.gibbs, d.composition, d.composition_jacobian, d.gradient
             eta = z[:, self.eta][:, self.eta_index[s]]
             residual[:, ys] = tangent_slope - eta
             at_bound[:, ys] = y <= MIN_SITE_FRACTION * 1.000001
-            jacobian[:, ys, ys] = hessian
+            jacobian[:, ys, ys] = d.hessian
             jacobian[:, ys, self.mu] = -dx.transpose(1, 2)
             eta_cols = self.eta.start + self.eta_index[s]
             jacobian[:, torch.arange(ys.start, ys.stop), eta_cols] = -1.0
@@ -391,15 +397,19 @@ def _unstable_sets(
         force = gibbs - (mu[rows] * x).sum(dim=1)
         for i in torch.nonzero(force < best_force[rows]).flatten().tolist():
             b = int(rows[i])
-            duplicate = any(
-                s.phase == phase and (s.site_fractions - y[i]).abs().max() < SAME_SET_TOL
-                for s in (present[b] if present else [])
-            )
-            if duplicate:
+            if present and any(_same_set(phase, y[i], s) for s in present[b]):
                 continue
             best_force[b] = force[i]
             best_sets[b] = CompositionSet(phase, y[i], 1e-9)
     return [(float(best_force[b]), best_sets[b]) for b in range(batch)]
+
+
+def _same_set(phase: str, site_fractions: torch.Tensor, other: CompositionSet) -> bool:
+    """Whether (phase, site_fractions) is `other`, to within SAME_SET_TOL."""
+    return (
+        phase == other.phase
+        and float((site_fractions - other.site_fractions).abs().max()) < SAME_SET_TOL
+    )
 
 
 def _merge_sets(sets: list[CompositionSet]) -> list[CompositionSet]:
@@ -407,10 +417,7 @@ def _merge_sets(sets: list[CompositionSet]) -> list[CompositionSet]:
     merged: list[CompositionSet] = []
     for current in sets:
         for existing in merged:
-            if (
-                existing.phase == current.phase
-                and (existing.site_fractions - current.site_fractions).abs().max() < SAME_SET_TOL
-            ):
+            if _same_set(current.phase, current.site_fractions, existing):
                 total = existing.amount + current.amount
                 if total > 0:
                     existing.site_fractions = (
@@ -474,11 +481,6 @@ def _validated_conditions(
     return bulk / totals[:, None], temperature
 
 
-def _internal_freedom(model: PhaseModel) -> int:
-    """Independent site fractions of a phase (its composition can move along as many)."""
-    return model.n_site_fractions - (max(model.sublattice_of) + 1)
-
-
 def _relax_groups(
     models: Mapping[str, PhaseModel],
     layouts: list[tuple[_Layout, torch.Tensor, list[int]]],
@@ -529,13 +531,7 @@ def _round(
     layouts = []
     for phases, members in groups.items():
         layout = _Layout(phases, models, n_elements)
-        z = torch.zeros(len(members), layout.size, dtype=torch.float64)
-        for row, n in enumerate(members):
-            for s, ys in enumerate(layout.y_slices):
-                z[row, ys] = states[n][s].site_fractions
-                z[row, layout.phi.start + s] = states[n][s].amount
-        z[:, layout.mu] = mu[members]
-        layouts.append((layout, z, members))
+        layouts.append((layout, layout.pack([states[n] for n in members], mu[members]), members))
     _relax_groups(models, layouts, temperature, pressure)
     next_pending: list[int] = []
     finished: list[tuple[int, list[CompositionSet], str]] = []  # (condition, sets, failure)
@@ -598,24 +594,16 @@ def _round(
         if failure:
             results[n] = PointResult(sets, mu[n].clone(), gibbs, False, failure)
             continue
+        # The candidate is never one of `sets`: _unstable_sets skips those.
         force, candidate = unstable[n]
-        if (
-            candidate is not None
-            and force < -ADDITION_TOL
-            and len(sets) < n_elements
-            and not any(
-                s.phase == candidate.phase
-                and (s.site_fractions - candidate.site_fractions).abs().max() < SAME_SET_TOL
-                for s in sets
-            )
-        ):
+        if candidate is not None and force < -ADDITION_TOL and len(sets) < n_elements:
             states[n] = [*sets, candidate]
             next_pending.append(n)
             continue
         # A set left with no amount (a line compound at exactly its composition beside
         # another phase) is not part of the equilibrium.
         present = [s for s in sets if s.amount > NEGLIGIBLE_AMOUNT] or sets
-        fixed = sum(1 + _internal_freedom(models[s.phase]) for s in present)
+        fixed = sum(1 + models[s.phase].degrees_of_freedom for s in present)
         results[n] = PointResult(present, mu[n].clone(), gibbs, True, "", fixed >= n_elements)
     return next_pending
 

@@ -110,6 +110,16 @@ def atomic_write_json(path: str | Path, value: Any, *, overwrite: bool = False) 
     return atomic_write_text(path, dumps_json(value) + "\n", overwrite=overwrite)
 
 
+def save_figure(
+    path: str | Path, figure: Figure, *, dpi: int = 150, overwrite: bool = False
+) -> Path:
+    """Write a matplotlib figure atomically, in the format its suffix names (default PNG)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue(), overwrite=overwrite)
+
+
 class RunDirectory:
     """The folder of one job's outputs. Create with `RunDirectory.create`."""
 
@@ -171,11 +181,7 @@ class RunDirectory:
         return self.write_text(relative, frame.to_csv(index=False))
 
     def save_figure(self, relative: str | Path, figure: Figure, *, dpi: int = 150) -> Path:
-        buffer = io.BytesIO()
-        figure.savefig(
-            buffer, format=Path(relative).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight"
-        )
-        return self.write_bytes(relative, buffer.getvalue())
+        return save_figure(self.file(relative), figure, dpi=dpi, overwrite=True)
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"

@@ -85,3 +85,27 @@ def test_comparisons_and_logical_operators() -> None:
     flags, absolute = program(inputs([-2.0, -1.0, 0.0, 2.0, 3.0]))
     assert flags.tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]
     assert absolute.tolist() == [2.0, 1.0, 5.0, 2.0, 3.0]
+
+
+@pytest.mark.reference
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_numpy_and_torch_backends_agree_on_a_magnetic_phase() -> None:
+    # Without autograd, CPU inputs run the generated source on NumPy; with it, on torch.
+    from matforge.calphad import build_phase_models
+
+    model = build_phase_models("cocrfemnni_mfsteel", ["CO", "CR", "FE", "MN", "NI"], ["BCC_A2"])[
+        "BCC_A2"
+    ]
+    program = model._derivative_program
+    y = model.sample_site_fractions(64, generator=torch.Generator().manual_seed(3))
+    temperature = torch.linspace(300.0, 2500.0, 64, dtype=torch.float64)[:, None]
+    mu = -4e4 + 1e4 * torch.rand(64, 5, dtype=torch.float64, generator=torch.Generator())
+    values = torch.cat([y, temperature, torch.full_like(temperature, 101325.0), mu], dim=1)
+    assert program._numpy_path(values)
+    fast = program.stacked(values)
+    tracked = values.clone().requires_grad_(True)
+    assert not program._numpy_path(tracked)
+    exact = torch.stack(program(tracked), dim=1).detach()
+    assert fast.shape == exact.shape == (64, len(program(values)))
+    assert torch.isfinite(exact).all()
+    assert torch.allclose(fast, exact, rtol=1e-11, atol=1e-9)

@@ -167,9 +167,20 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="is a table, not a TDB database"):
         load_database("mpea")
     broken = tmp_path / "broken.tdb"
-    broken.write_text("ELEMENT AL FCC_A1 26.98 !\nPHASE FCC_A1 % 2 1 1 !\nPARAMETER G(FCC_A1,\n")
-    with pytest.raises(DataError, match=re.escape("broken.tdb' is not a readable TDB database")):
+    broken.write_text("ELEMENT AL FCC_A1 26.98 !\nPHASE FCC_A1 % 2 1 1 !\n")
+    with pytest.raises(DataError, match=re.escape("broken.tdb' line 1: 'ELEMENT AL FCC_A1")):
         load_database(broken)
+    unterminated = tmp_path / "unterminated.tdb"
+    unterminated.write_text("ELEMENT AL FCC_A1 26.98 4577.3 28.3 !\n\nPARAMETER G(FCC_A1,\n")
+    with pytest.raises(DataError, match=re.escape("line 3: 'PARAMETER G(FCC_A1,'")):
+        load_database(unterminated)
+    undeclared = tmp_path / "undeclared.tdb"
+    undeclared.write_text(
+        "ELEMENT AL FCC_A1 26.98 4577.3 28.3 !\n\nPHASE FCC_A1 % 2 1 1 !\n"
+        "CONSTITUENT FCC_A1 :AL,ZN : VA : !\n"
+    )
+    with pytest.raises(DataError, match=r"line 4: 'CONSTITUENT .*'ZN' is used but never declared"):
+        load_database(undeclared)
     model = build_phase_models("alzn_mey", ["AL", "ZN"], ["FCC_A1"])["FCC_A1"]
     with pytest.raises(DataError, match=r"expected site fractions of shape \(N, 2\)"):
         model.gibbs(torch.ones(4, 3, dtype=torch.float64), 800.0)

@@ -15,6 +15,7 @@ from matforge.calphad.gradients import (
     sensitivities,
 )
 from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel, build_phase_models
+from matforge.calphad.ranges import TemperatureRangeWarning
 from matforge.calphad.solver import EquilibriumResult, equilibrium
 from matforge.calphad.subset import subset_database
 
@@ -23,6 +24,7 @@ __all__ = [
     "EquilibriumResult",
     "EquilibriumSensitivities",
     "PhaseModel",
+    "TemperatureRangeWarning",
     "build_phase_models",
     "differentiable_equilibrium",
     "equilibrium",

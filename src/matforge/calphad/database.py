@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,14 +39,71 @@ def resolve_database_path(source: str | Path) -> Path:
     return dataset.path()
 
 
-@functools.lru_cache(maxsize=16)
-def _load(path: Path, mtime_ns: int) -> Database:
+def _parse(text: str) -> Database:
     from pycalphad import Database
 
+    # pycalphad prints notices (e.g. "Undefined phase") while parsing: keep stdout clean
+    # for the CLI's JSON output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Database.from_string(text, fmt="tdb")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"{exc.args[0]!r} is used but never declared (ELEMENT, SPECIES or PHASE)"
+    # pyparsing repeats the command with a caret on later lines: the first line says it.
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _parses(text: str) -> bool:
     try:
-        return Database(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _parse(text)
+    except Exception:  # any parser failure: the prefix does not parse
+        return False
+    return True
+
+
+def _first_failing_command(text: str) -> tuple[int, str] | None:
+    """(line, command) of the first TDB command whose addition makes parsing fail.
+
+    Commands end with '!'; a binary search over prefixes of whole commands finds the
+    shortest failing one. Text after the last '!' is a command left unterminated.
+    """
+    ends = [i + 1 for i, char in enumerate(text) if char == "!"]
+    if not ends or _parses(text[: ends[-1]]):
+        start = ends[-1] if ends else 0
+        tail = text[start:]
+        if not tail.strip():
+            return None
+        line = text.count("\n", 0, start + len(tail) - len(tail.lstrip())) + 1
+        return line, " ".join(tail.split())
+    low, high = 0, len(ends)  # a prefix of `low` commands parses, one of `high` fails
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _parses(text[: ends[middle - 1]]):
+            low = middle
+        else:
+            high = middle
+    start = ends[low - 1] if low else 0
+    command = text[start : ends[high - 1]]
+    line = text.count("\n", 0, start + len(command) - len(command.lstrip())) + 1
+    return line, " ".join(command.split())
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: Path, mtime_ns: int) -> Database:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DataError(f"cannot read TDB file {str(path)!r}: {exc}") from None
+    try:
+        return _parse(text)
     except Exception as exc:  # pycalphad raises pyparsing and plain errors alike
-        raise DataError(f"{str(path)!r} is not a readable TDB database: {exc}") from None
+        found = _first_failing_command(text)
+        where = f" line {found[0]}: {found[1][:120]!r}" if found else ""
+        raise DataError(f"{str(path)!r}{where} is not valid TDB: {_describe(exc)}") from None
 
 
 def load_database(source: str | Path) -> Database:

@@ -73,6 +73,33 @@ def _endmembers(model: PhaseModel) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def _disordered(model: PhaseModel, y: torch.Tensor) -> torch.Tensor:
+    """y with site fractions averaged over sublattices that hold the same constituents.
+
+    For an order-disorder phase (B2, L12 modelled on two or four such sublattices) this is
+    the disordered state; random draws of the ordered sublattices almost never come close
+    to it, yet it is where the phase is stable above its ordering temperature. Empty for
+    a phase without such sublattices.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for sublattice, constituents in enumerate(model.constituents):
+        groups.setdefault(constituents, []).append(sublattice)
+    starts = [0]
+    for constituents in model.constituents:
+        starts.append(starts[-1] + len(constituents))
+    shared = [members for members in groups.values() if len(members) > 1]
+    if not shared:
+        return y[:0]
+    y = y.clone()
+    for members in shared:
+        width = len(model.constituents[members[0]])
+        blocks = [y[:, starts[m] : starts[m] + width] for m in members]
+        average = torch.stack(blocks).mean(dim=0)
+        for m in members:
+            y[:, starts[m] : starts[m] + width] = average
+    return y
+
+
 def sample_points(
     models: Mapping[str, PhaseModel],
     points_per_phase: int = 2000,
@@ -92,6 +119,7 @@ def sample_points(
         # stable with nearly pure sublattices, a region uniform draws rarely visit.
         faces = model.sample_site_fractions(count // 2, generator=generator, power=3.0)
         y = torch.cat([_endmembers(model), uniform, faces])
+        y = torch.cat([y, _disordered(model, torch.cat([uniform, faces]))])
         x = model.composition(y)
         keep = torch.isfinite(x).all(dim=1)
         y, x = y[keep], x[keep]

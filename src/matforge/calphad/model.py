@@ -11,6 +11,7 @@ device, with autograd.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import torch
 
 from matforge.calphad.codegen import TorchProgram, compile_expressions
 from matforge.calphad.database import database_elements, load_database
+from matforge.calphad.ranges import phase_temperature_range
 from matforge.core.errors import DataError
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ class PhaseModel:
     #: The symbolic G, x and inputs (y..., T, P) the programs are compiled from.
     expressions: tuple[object, ...] = field(repr=False, compare=False, default=())
     symbols: tuple[object, ...] = field(repr=False, compare=False, default=())
+    #: Temperatures (K) covered by the database's pieces of every function the model uses;
+    #: outside, the first or last piece is extrapolated.
+    temperature_range: tuple[float, float] = (0.0, math.inf)
 
     @property
     def n_site_fractions(self) -> int:
@@ -181,7 +186,7 @@ class PhaseModel:
         """G, x and analytic first and second derivatives at N points (no autograd graph)."""
         n, c = self.n_site_fractions, len(self.elements)
         values = torch.cat([self._inputs(y, temperature, pressure), chemical_potentials], dim=1)
-        out = torch.stack(self._derivative_program(values.detach()), dim=1)
+        out = self._derivative_program.stacked(values.detach())
         cursor = 1 + c
         gradient = out[:, cursor : cursor + n]
         cursor += n
@@ -259,6 +264,7 @@ def _phase_model(
         program=program,
         expressions=tuple(expressions),
         symbols=tuple(inputs),
+        temperature_range=phase_temperature_range(db, phase, species),
     )
 
 

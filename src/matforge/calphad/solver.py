@@ -26,6 +26,7 @@ import torch
 
 from matforge.calphad.hull import CandidatePoints, lower_convex_hull, sample_points
 from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel
+from matforge.calphad.ranges import warn_outside_ranges
 from matforge.core.errors import DataError
 
 MIN_SITE_FRACTION = 1e-12
@@ -39,6 +40,8 @@ BALANCE_TOL = 1e-10
 NEGLIGIBLE_AMOUNT = 1e-10
 #: Largest change of any site fraction in one Newton step.
 MAX_SITE_STEP = 0.2
+#: Newton steps during which a newly added set is not removed for reaching zero amount.
+PROTECTED_ITERATIONS = 4
 #: A candidate point this far (J/mol) below the tangent plane adds a composition set.
 ADDITION_TOL = 1e-3
 #: A phase whose best sampled point lies this far (J/mol) above the tangent plane is not
@@ -46,6 +49,13 @@ ADDITION_TOL = 1e-3
 RELAX_MARGIN = 5000.0
 #: Sets of one phase closer than this (largest site-fraction difference) are one set.
 SAME_SET_TOL = 0.05
+#: The stability check relaxes each phase from this many sampled starts per condition,
+#: each at least SPREAD (largest site-fraction difference) from the others and from the
+#: phase's present sets, so a second basin (a miscibility gap, ordered beside disordered)
+#: is found even when the best sample lies on a present set. Extra rows cost little: a
+#: batched evaluation's time is mostly per operation, not per row.
+STABILITY_STARTS = 6
+SPREAD = 2 * SAME_SET_TOL
 
 
 @dataclass
@@ -53,6 +63,9 @@ class CompositionSet:
     phase: str
     site_fractions: torch.Tensor  # (n_y,)
     amount: float
+    #: Just added by the stability check: Newton lets its amount dip below zero for its
+    #: first PROTECTED_ITERATIONS steps (see _newton).
+    added: bool = False
 
 
 @dataclass
@@ -181,6 +194,15 @@ class _Layout:
 
 
 @dataclass
+class _History:
+    """Per condition: arrangements of sets solved so far, and those whose newly added set
+    Newton removed again at once (adding that candidate again would cycle)."""
+
+    tried: set[tuple[str, ...]] = field(default_factory=set)
+    rejected: set[tuple[str, ...]] = field(default_factory=set)
+
+
+@dataclass
 class _NewtonOutcome:
     z: torch.Tensor
     converged: torch.Tensor  # (B,) bool
@@ -195,6 +217,7 @@ def _newton(
     bulk: torch.Tensor,
     pressure: float,
     max_iterations: int,
+    added: torch.Tensor | None = None,
 ) -> _NewtonOutcome:
     """Newton on the KKT system; a row stops early when a set's amount would turn negative.
 
@@ -202,6 +225,10 @@ def _newton(
     reaches zero and the row is returned with `removed` naming the set, to be solved again
     without it. Keeping amounts non-negative along the path avoids converging to a common
     tangent with a negative amount, from which removing sets can leave an infeasible set.
+
+    A set just added (`added`, (B, n_sets) bool) starts at a negligible amount, and the
+    first linearized steps, taken while mu and the other sets adjust to it, may well point
+    below zero; it may dip there for PROTECTED_ITERATIONS steps before that removes it.
     """
     batch = z.shape[0]
     converged = torch.zeros(batch, dtype=torch.bool)
@@ -210,12 +237,19 @@ def _newton(
     sites = slice(0, layout.n_y)  # the site fractions of all sets come first in z
     # Site fractions of exactly 0 (endmember starts) make y*log(y) terms non-differentiable.
     z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
-    for _ in range(max_iterations):
+    protected = added if added is not None else torch.zeros(batch, layout.n_sets, dtype=torch.bool)
+    for iteration in range(max_iterations):
+        if iteration == PROTECTED_ITERATIONS:
+            protected = torch.zeros_like(protected)
         residual, jacobian, at_bound = layout.system(z, temperature, bulk, pressure)
         broken |= ~(torch.isfinite(residual).all(dim=1) & torch.isfinite(jacobian).all(dim=(1, 2)))
         # A site fraction held at its lower bound may keep a positive gradient (KKT).
         effective = torch.where(at_bound & (residual > 0), torch.zeros_like(residual), residual)
         converged = (effective.abs() <= layout.tolerance(z)).all(dim=1) & ~broken
+        # Converged with a protected set below zero: that set leaves after all.
+        lowest, most_negative = z[:, layout.phi].min(dim=1)
+        negative = converged & (lowest < -NEGLIGIBLE_AMOUNT) & (removed < 0)
+        removed = torch.where(negative, most_negative, removed)
         done = converged | broken | (removed >= 0)
         if bool(done.all()):
             break
@@ -236,7 +270,9 @@ def _newton(
         alpha = MAX_SITE_STEP / largest.clamp(min=MAX_SITE_STEP)
         phi, phi_step = z[:, layout.phi], step[:, layout.phi]
         to_zero = torch.where(
-            phi_step < 0, phi.clamp(min=0) / -phi_step, torch.full_like(phi, torch.inf)
+            (phi_step < 0) & ~protected,
+            phi.clamp(min=0) / -phi_step,
+            torch.full_like(phi, torch.inf),
         )
         first, leaving = to_zero.min(dim=1)
         hits = (first < alpha) & ~done & (layout.n_sets > 1)
@@ -251,6 +287,43 @@ def _newton(
     return _NewtonOutcome(z, converged & (removed < 0), removed, reasons)
 
 
+def _shifted_newton_step(
+    hessian: torch.Tensor, gradient: torch.Tensor, constraint: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Step dy of the sublattice-constrained Newton system, Hessian shifted to be PD."""
+    n, n_sub = y.shape[1], constraint.shape[0]
+    eye = torch.eye(n, dtype=y.dtype, device=y.device)
+    lowest = torch.linalg.eigvalsh(hessian)[:, 0]
+    shift = (1e-6 * hessian.diagonal(dim1=1, dim2=2).abs().amax(dim=1) - lowest).clamp(min=0)
+    hessian = hessian + shift[:, None, None] * eye
+    # Variables u with dy = y du: the scaled Hessian y H y is O(RT) (see _newton).
+    kkt = torch.zeros(y.shape[0], n + n_sub, n + n_sub, dtype=y.dtype, device=y.device)
+    kkt[:, :n, :n] = y[:, :, None] * hessian * y[:, None, :]
+    kkt[:, :n, n:] = (constraint[None] * y[:, None, :]).transpose(1, 2)
+    kkt[:, n:, :n] = constraint[None] * y[:, None, :]
+    rhs = torch.cat([-y * gradient, y.new_zeros(y.shape[0], n_sub)], dim=1)
+    return _solve(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, :n] * y
+
+
+def _saddle_free_step(
+    hessian: torch.Tensor, gradient: torch.Tensor, constraint: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """Step dy: Newton on the null space of the sublattice sums, |eigenvalues| (floored).
+
+    In variables u with dy = y du, where the scaled Hessian y H y is O(RT).
+    """
+    eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
+    scaled = y[:, :, None] * hessian * y[:, None, :]
+    gradient = y * gradient
+    normals = constraint[None] * y[:, None, :]  # (B, n_sub, n), rows orthogonal
+    normals = normals / normals.norm(dim=2, keepdim=True).clamp(min=1e-300)
+    projector = eye - normals.transpose(1, 2) @ normals
+    values, vectors = torch.linalg.eigh(projector @ scaled @ projector)
+    floor = (1e-4 * values.abs().amax(dim=1, keepdim=True)).clamp(min=1e-8)
+    inverse = (vectors / values.abs().clamp(min=floor)[:, None, :]) @ vectors.transpose(1, 2)
+    return -(projector @ inverse @ projector @ gradient.unsqueeze(-1)).squeeze(-1) * y
+
+
 def _relax_sets(
     model: PhaseModel,
     y: torch.Tensor,
@@ -259,15 +332,20 @@ def _relax_sets(
     pressure: float,
     iterations: int = 40,
     tolerance: float = 1e-6,
+    explore: bool = False,
 ) -> torch.Tensor:
     """Minimize G(y) - mu . x(y) over each sublattice's simplex, mu fixed (batched).
 
-    A descent method: Newton steps on a Hessian shifted to be positive definite, projected
-    onto the sublattice constraints, cut back so that site fractions stay positive and the
-    objective decreases (Armijo). It brings a sampled start to its nearby tangent point,
-    where the full KKT Newton converges quadratically. Rows leave the batch once their
-    predicted decrease falls below `tolerance` (J/mol), so later iterations cost only what
-    is left.
+    A descent method: Newton steps, projected onto the sublattice constraints, cut back so
+    that site fractions stay positive and the objective decreases (Armijo). It brings a
+    start to its tangent point, where the full KKT Newton converges quadratically. Rows
+    leave the batch once their predicted decrease falls below `tolerance` (J/mol), so later
+    iterations cost only what is left.
+
+    By default the Hessian is shifted to be positive definite, which keeps steps short: a
+    set stays near its start (the hull point it refines). With `explore`, negative
+    curvature is turned into ascent-free descent instead (saddle-free Newton), so a start
+    on a non-convex slope travels to the bottom of its basin: the stability check's task.
     """
     index = torch.tensor(model.sublattice_of, device=y.device)
     n_sub = int(index.max()) + 1
@@ -295,17 +373,8 @@ def _relax_sets(
         finite = torch.isfinite(hessian).all(dim=(1, 2)) & torch.isfinite(gradient).all(dim=1)
         hessian = torch.where(finite[:, None, None], hessian, eye)
         gradient = torch.where(finite[:, None], gradient, torch.zeros_like(gradient))
-        lowest = torch.linalg.eigvalsh(hessian)[:, 0]
-        shift = (1e-6 * hessian.diagonal(dim1=1, dim2=2).abs().amax(dim=1) - lowest).clamp(min=0)
-        hessian = hessian + shift[:, None, None] * eye
-        # Variables u with dy = y du: the scaled Hessian y H y is O(RT) (see _newton).
-        size = n + n_sub
-        kkt = torch.zeros(ya.shape[0], size, size, dtype=y.dtype, device=y.device)
-        kkt[:, :n, :n] = ya[:, :, None] * hessian * ya[:, None, :]
-        kkt[:, :n, n:] = (constraint[None] * ya[:, None, :]).transpose(1, 2)
-        kkt[:, n:, :n] = constraint[None] * ya[:, None, :]
-        rhs = torch.cat([-ya * gradient, ya.new_zeros(ya.shape[0], n_sub)], dim=1)
-        step = _solve(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, :n] * ya
+        direction = _saddle_free_step if explore else _shifted_newton_step
+        step = direction(hessian, gradient, constraint, ya)
         current = d.gibbs - (mu[active] * d.composition).sum(dim=1)
         decrease = (gradient * step).sum(dim=1)  # < 0 along a descent direction
         moving = (-decrease > tolerance) & finite
@@ -341,67 +410,120 @@ def _unstable_sets(
 ) -> list[tuple[float, CompositionSet | None]]:
     """For each of B conditions, the phase that dips deepest below the tangent plane mu.
 
-    Each phase starts from its sampled point of lowest driving force G - mu . x and is
-    relaxed (batched over the conditions) to the local minimum of G - mu . x, so a phase
-    whose stable composition falls between samples is still found. Returns per condition
-    (driving force, candidate set); the force is >= 0 when nothing dips below.
-
-    For a phase already in a condition's equilibrium (`present`), the phase is also
-    relaxed from its best sample away from those sets, so that a second set of the phase
-    (a miscibility gap, or ordered beside disordered) is found even when the best sample
-    overall sits on the first set.
+    Each phase starts from its sampled points of lowest driving force G - mu . x (up to
+    STABILITY_STARTS, spread apart, none near a set of the phase already in the
+    condition's equilibrium, `present`) and is relaxed, batched over the conditions, to
+    the local minimum of G - mu . x, so a phase whose stable composition falls between
+    samples is still found, and so is a second set of a present phase (a miscibility gap,
+    or ordered beside disordered). Returns per condition (driving force, candidate set);
+    the force is >= 0 when nothing dips below.
     """
     driving = point_gibbs - mu @ candidates.composition.T  # (B, M)
     batch = driving.shape[0]
     best_force = torch.full((batch,), torch.inf, dtype=torch.float64)
-    best_sets: list[CompositionSet | None] = [None] * batch
+    best_y: list[torch.Tensor | None] = [None] * batch
+    best_phase = [""] * batch
     offset = 0
     for index, phase in enumerate(candidates.phases):
         count = candidates.site_fractions[index].shape[0]
-        block = driving[:, offset : offset + count]
+        masked = driving[:, offset : offset + count].clone()
         offset += count
         points = candidates.site_fractions[index]
-        sampled, local = block.min(dim=1)
-        rows = torch.nonzero(sampled < RELAX_MARGIN).flatten()
-        starts = [points[local[rows]]]
-        start_rows = [rows]
-        away_rows, away_local = [], []
-        for b, sets in enumerate(present or []):
-            existing = [s.site_fractions for s in sets if s.phase == phase]
-            if not existing:
-                continue
-            distance = torch.stack([(points - y[None]).abs().amax(dim=1) for y in existing]).amin(
-                dim=0
-            )
-            masked = torch.where(distance > 2 * SAME_SET_TOL, block[b], torch.inf)
-            value, where = masked.min(dim=0)
-            if float(value) < RELAX_MARGIN:
-                away_rows.append(b)
-                away_local.append(int(where))
-        if away_rows:
-            starts.append(points[away_local])
-            start_rows.append(torch.tensor(away_rows))
-        rows = torch.cat(start_rows)
-        if rows.numel() == 0:
+        # Present sets of this phase, layered: layer k holds each condition's k-th set, so
+        # that no condition appears twice in one layer.
+        layers = _present_layers(phase, present or [])
+        for rows, sites in layers:
+            masked[rows] = masked[rows].masked_fill(_near(points, sites), torch.inf)
+        starts, start_rows = [], []
+        for _ in range(STABILITY_STARTS):
+            value, local = masked.min(dim=1)
+            rows = torch.nonzero(value < RELAX_MARGIN).flatten()
+            if rows.numel() == 0:
+                break
+            chosen = points[local[rows]]
+            starts.append(chosen)
+            start_rows.append(rows)
+            # The next start lies away from this one: another basin of G - mu . x.
+            masked[rows] = masked[rows].masked_fill(_near(points, chosen), torch.inf)
+        if not starts:
             continue
+        rows = torch.cat(start_rows)
         model = models[phase]
         y = _relax_sets(
             model,
-            torch.cat(starts),
+            _interior(model, torch.cat(starts)),
             mu[rows],
             temperature[rows],
             pressure,
             tolerance=0.1 * ADDITION_TOL,
+            explore=True,
         )
         gibbs, x = model.evaluate(y, temperature[rows], pressure)
         force = gibbs - (mu[rows] * x).sum(dim=1)
-        for i in torch.nonzero(force < best_force[rows]).flatten().tolist():
-            b = int(rows[i])
-            if present and any(_same_set(phase, y[i], s) for s in present[b]):
+        # A start that relaxed back onto a present set is that set, not a new one.
+        for layer_rows, sites in layers:
+            lookup = torch.full((batch, y.shape[1]), torch.inf, dtype=y.dtype)
+            lookup[layer_rows] = sites
+            same = (y - lookup[rows]).abs().amax(dim=1) < SAME_SET_TOL
+            force = torch.where(same, torch.inf, force)
+        # Rows are unique within each start's chunk: update the best one chunk by chunk.
+        start = 0
+        for chunk in start_rows:
+            stop = start + chunk.numel()
+            better = force[start:stop] < best_force[chunk]
+            best_force[chunk[better]] = force[start:stop][better]
+            for i in torch.nonzero(better).flatten().tolist():
+                best_y[int(chunk[i])] = y[start + i]
+                best_phase[int(chunk[i])] = phase
+            start = stop
+    return [
+        (
+            float(best_force[b]),
+            CompositionSet(best_phase[b], best_y[b], 1e-9, added=True)  # type: ignore[arg-type]
+            if best_y[b] is not None
+            else None,
+        )
+        for b in range(batch)
+    ]
+
+
+def _present_layers(
+    phase: str, present: Sequence[Sequence[CompositionSet]]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(conditions, site fractions) of the k-th present set of `phase`, for k = 0, 1, ..."""
+    layers: list[tuple[list[int], list[torch.Tensor]]] = []
+    for b, sets in enumerate(present):
+        k = 0
+        for s in sets:
+            if s.phase != phase:
                 continue
-            best_force[b] = force[i]
-            best_sets[b] = CompositionSet(phase, y[i], 1e-9)
-    return [(float(best_force[b]), best_sets[b]) for b in range(batch)]
+            if k == len(layers):
+                layers.append(([], []))
+            layers[k][0].append(b)
+            layers[k][1].append(s.site_fractions)
+            k += 1
+    return [(torch.tensor(rows), torch.stack(sites)) for rows, sites in layers if rows]
+
+
+def _interior(model: PhaseModel, y: torch.Tensor, weight: float = 0.02) -> torch.Tensor:
+    """Starts moved slightly towards each sublattice's centre.
+
+    A sampled start on a face of the simplex (an endmember, an edge) has site fractions at
+    the floor; relaxation steps scale with y, so those would take many steps to grow.
+    """
+    index = torch.tensor(model.sublattice_of, device=y.device)
+    counts = torch.bincount(index).to(y.dtype)[index]
+    return (1 - weight) * y + weight / counts
+
+
+def _near(points: torch.Tensor, centers: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """(B, M) mask: point m within SPREAD of center b (largest site-fraction difference)."""
+    return torch.cat(
+        [
+            (points[None] - block[:, None]).abs().amax(dim=2) <= SPREAD
+            for block in centers.split(chunk)
+        ]
+    )
 
 
 def _same_set(phase: str, site_fractions: torch.Tensor, other: CompositionSet) -> bool:
@@ -431,6 +553,33 @@ def _merge_sets(sets: list[CompositionSet]) -> list[CompositionSet]:
                 CompositionSet(current.phase, current.site_fractions.clone(), current.amount)
             )
     return merged
+
+
+def _exchange(
+    models: Mapping[str, PhaseModel], sets: list[CompositionSet], candidate: CompositionSet
+) -> list[CompositionSet]:
+    """As many sets as elements and one more below the tangent plane: a simplex exchange.
+
+    The candidate's composition is a combination w of the sets' compositions; moving an
+    amount t into it changes each amount by -t w_s, and the first set to run out leaves
+    (the ratio test of the hull's simplex method), so the mass balance still holds.
+    """
+    compositions = torch.stack(
+        [models[s.phase].composition(s.site_fractions[None])[0] for s in sets], dim=1
+    )
+    x = models[candidate.phase].composition(candidate.site_fractions[None])[0]
+    weights = torch.linalg.lstsq(compositions, x[:, None]).solution[:, 0]
+    amounts = torch.tensor([s.amount for s in sets], dtype=torch.float64)
+    ratios = torch.where(weights > 1e-12, amounts / weights, torch.inf)
+    leaving = int(ratios.argmin())
+    step = float(ratios[leaving]) if torch.isfinite(ratios[leaving]) else 0.0
+    kept = [
+        CompositionSet(s.phase, s.site_fractions, max(s.amount - step * float(w), 0.0))
+        for i, (s, w) in enumerate(zip(sets, weights, strict=True))
+        if i != leaving
+    ]
+    fresh = CompositionSet(candidate.phase, candidate.site_fractions, max(step, 1e-9), added=True)
+    return [*kept, fresh]
 
 
 def _initial_sets(
@@ -516,17 +665,23 @@ def _round(
     bulk: torch.Tensor,
     pressure: float,
     max_iterations: int,
+    history: list[_History],
 ) -> list[int]:
     """One round for the pending conditions: relax, Newton, then remove or add sets.
 
     Conditions that share an arrangement of composition sets are solved as one batch; the
     relaxation and the stability check are batched over all conditions of the round.
-    Returns the conditions that need another round.
+    `history` holds what each condition has tried so far, to break cycles. Returns the
+    conditions that need another round.
     """
     groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    starts: dict[int, list[CompositionSet]] = {}
     for n in pending:
         states[n].sort(key=lambda s: s.phase)
-        groups[tuple(s.phase for s in states[n])].append(n)
+        arrangement = tuple(s.phase for s in states[n])
+        groups[arrangement].append(n)
+        history[n].tried.add(arrangement)
+        starts[n] = [CompositionSet(s.phase, s.site_fractions.clone(), s.amount) for s in states[n]]
     n_elements = mu.shape[1]
     layouts = []
     for phases, members in groups.items():
@@ -557,13 +712,16 @@ def _round(
         if not keep:
             continue
         members = [members[row] for row in keep]
+        added = torch.tensor([[s.added for s in states[n]] for n in members])
         outcome = _newton(
-            layout, z[keep], temperature[members], bulk[members], pressure, max_iterations
+            layout, z[keep], temperature[members], bulk[members], pressure, max_iterations, added
         )
         for row, n in enumerate(members):
             mu[n] = outcome.z[row, layout.mu]
             sets = sets_of(row, outcome.z)
             leaving = int(outcome.removed[row])
+            if leaving >= 0 and states[n][leaving].added:
+                history[n].rejected.add(layout.phases)
             if leaving >= 0:
                 states[n] = [s for i, s in enumerate(sets) if i != leaving]
                 next_pending.append(n)
@@ -592,12 +750,24 @@ def _round(
     for n, sets, failure in finished:
         gibbs = float((mu[n] * bulk[n]).sum())
         if failure:
+            # Newton from this start failed: start again without its smallest set.
+            retry = sorted(starts[n], key=lambda s: s.amount)[1:]
+            if retry and tuple(sorted(s.phase for s in retry)) not in history[n].tried:
+                states[n] = retry
+                next_pending.append(n)
+                continue
             results[n] = PointResult(sets, mu[n].clone(), gibbs, False, failure)
             continue
         # The candidate is never one of `sets`: _unstable_sets skips those.
         force, candidate = unstable[n]
-        if candidate is not None and force < -ADDITION_TOL and len(sets) < n_elements:
-            states[n] = [*sets, candidate]
+        if candidate is not None and force < -ADDITION_TOL:
+            added = tuple(sorted([*(s.phase for s in sets), candidate.phase]))
+            if len(sets) < n_elements and added not in history[n].rejected:
+                states[n] = [*sets, candidate]
+            else:
+                # Full, or the candidate added beside these sets left again at once: let
+                # it replace a set instead.
+                states[n] = _exchange(models, sets, candidate)
             next_pending.append(n)
             continue
         # A set left with no amount (a line compound at exactly its composition beside
@@ -626,10 +796,11 @@ def equilibrium(
     """
     elements = next(iter(models.values())).elements
     bulk, temperature = _validated_conditions(elements, bulk, temperature)
+    unique, inverse = torch.unique(temperature, return_inverse=True)
+    warn_outside_ranges(models, unique.tolist())
     candidates = sample_points(
         models, points_per_phase, generator=torch.Generator().manual_seed(seed)
     )
-    unique, inverse = torch.unique(temperature, return_inverse=True)
     point_gibbs = candidates.gibbs(models, unique, pressure)[inverse]
     hull = lower_convex_hull(point_gibbs, candidates.composition, bulk)
     states = [
@@ -638,6 +809,7 @@ def equilibrium(
     mu = hull.chemical_potentials.clone()
     results: list[PointResult | None] = [None] * len(temperature)
     pending = list(range(len(temperature)))
+    history = [_History() for _ in pending]
     for _ in range(max_rounds):
         pending = _round(
             models,
@@ -651,6 +823,7 @@ def equilibrium(
             bulk,
             pressure,
             max_iterations,
+            history,
         )
         if not pending:
             break

@@ -18,6 +18,7 @@ runs again, until neither happens.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from matforge.calphad.hull import CandidatePoints, lower_convex_hull, sample_points
-from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel
+from matforge.calphad.model import STANDARD_PRESSURE, PhaseDerivatives, PhaseModel
 from matforge.calphad.ranges import warn_outside_ranges
 from matforge.core.errors import DataError
 
@@ -149,9 +150,17 @@ class _Layout:
         return z
 
     def system(
-        self, z: torch.Tensor, temperature: torch.Tensor, bulk: torch.Tensor, pressure: float
+        self,
+        z: torch.Tensor,
+        temperature: torch.Tensor,
+        bulk: torch.Tensor,
+        pressure: float,
+        derivatives: Sequence[PhaseDerivatives] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Residual F (B, D), Jacobian J (B, D, D), and a mask of rows at a site bound."""
+        """Residual F (B, D), Jacobian J (B, D, D), and a mask of rows at a site bound.
+
+        `derivatives` (one per set, at z) may be given when already evaluated.
+        """
         batch = z.shape[0]
         residual = torch.zeros(batch, self.size, dtype=z.dtype)
         jacobian = torch.zeros(batch, self.size, self.size, dtype=z.dtype)
@@ -161,7 +170,11 @@ class _Layout:
         residual[:, balance] = -bulk
         for s, (model, ys) in enumerate(zip(self.models, self.y_slices, strict=True)):
             y = z[:, ys]
-            d = model.derivatives(y, temperature, mu, pressure)
+            d = (
+                derivatives[s]
+                if derivatives is not None
+                else model.derivatives(y, temperature, mu, pressure)
+            )
             gibbs, x, dx, tangent_slope = d.gibbs, d.composition, d.composition_jacobian, d.gradient
             eta = z[:, self.eta][:, self.eta_index[s]]
             residual[:, ys] = tangent_slope - eta
@@ -210,49 +223,144 @@ class _NewtonOutcome:
     reasons: list[str]
 
 
+@dataclass
+class _NewtonProblem:
+    """One layout's rows for Newton: unknowns z (B, D) and the conditions of each row."""
+
+    layout: _Layout
+    z: torch.Tensor
+    temperature: torch.Tensor
+    bulk: torch.Tensor
+    #: (B, n_sets): sets just added, allowed below zero amount for a few steps.
+    added: torch.Tensor
+
+
+def _slice_derivatives(d: PhaseDerivatives, start: int, stop: int) -> PhaseDerivatives:
+    return PhaseDerivatives(
+        *(getattr(d, f.name)[start:stop] for f in dataclasses.fields(PhaseDerivatives))
+    )
+
+
+def _derivatives_by_phase(
+    models: Mapping[str, PhaseModel],
+    requests: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]],
+    pressure: float,
+) -> list[PhaseDerivatives]:
+    """Derivatives for each (phase, y, T, mu) request, one evaluation per phase.
+
+    A generated derivative program costs about the same for 10 rows as for 1,000, so the
+    sets of every layout that share a phase are evaluated together.
+    """
+    by_phase: dict[str, list[int]] = defaultdict(list)
+    for i, (phase, *_) in enumerate(requests):
+        by_phase[phase].append(i)
+    results: list[PhaseDerivatives | None] = [None] * len(requests)
+    for phase, indices in by_phase.items():
+        parts = [requests[i] for i in indices]
+        d = models[phase].derivatives(
+            torch.cat([y for _, y, _, _ in parts]),
+            torch.cat([t for _, _, t, _ in parts]),
+            torch.cat([mu for _, _, _, mu in parts]),
+            pressure,
+        )
+        start = 0
+        for i, (_, y, _, _) in zip(indices, parts, strict=True):
+            results[i] = _slice_derivatives(d, start, start + y.shape[0])
+            start += y.shape[0]
+    return results  # type: ignore[return-value]
+
+
 def _newton(
-    layout: _Layout,
-    z: torch.Tensor,
-    temperature: torch.Tensor,
-    bulk: torch.Tensor,
+    models: Mapping[str, PhaseModel],
+    problems: Sequence[_NewtonProblem],
     pressure: float,
     max_iterations: int,
-    added: torch.Tensor | None = None,
-) -> _NewtonOutcome:
-    """Newton on the KKT system; a row stops early when a set's amount would turn negative.
+) -> list[_NewtonOutcome]:
+    """Newton on the KKT systems of several layouts, stepped together.
 
-    Such a set leaves the equilibrium (phase removal): the step is cut where its amount
-    reaches zero and the row is returned with `removed` naming the set, to be solved again
-    without it. Keeping amounts non-negative along the path avoids converging to a common
-    tangent with a negative amount, from which removing sets can leave an infeasible set.
+    A row stops early when a set's amount would turn negative. Such a set leaves the
+    equilibrium (phase removal): the step is cut where its amount reaches zero and the row
+    is returned with `removed` naming the set, to be solved again without it. Keeping
+    amounts non-negative along the path avoids converging to a common tangent with a
+    negative amount, from which removing sets can leave an infeasible set.
 
-    A set just added (`added`, (B, n_sets) bool) starts at a negligible amount, and the
-    first linearized steps, taken while mu and the other sets adjust to it, may well point
-    below zero; it may dip there for PROTECTED_ITERATIONS steps before that removes it.
+    A set just added starts at a negligible amount, and the first linearized steps, taken
+    while mu and the other sets adjust to it, may well point below zero; it may dip there
+    for PROTECTED_ITERATIONS steps before that removes it.
     """
-    batch = z.shape[0]
-    converged = torch.zeros(batch, dtype=torch.bool)
-    broken = torch.zeros(batch, dtype=torch.bool)
-    removed = torch.full((batch,), -1, dtype=torch.long)
-    sites = slice(0, layout.n_y)  # the site fractions of all sets come first in z
-    # Site fractions of exactly 0 (endmember starts) make y*log(y) terms non-differentiable.
-    z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
-    protected = added if added is not None else torch.zeros(batch, layout.n_sets, dtype=torch.bool)
+    states = [_NewtonState.start(problem) for problem in problems]
     for iteration in range(max_iterations):
+        active = [state for state in states if not bool(state.done.all())]
+        if not active:
+            break
+        requests = [
+            (phase, state.z[:, ys], state.problem.temperature, state.z[:, state.problem.layout.mu])
+            for state in active
+            for phase, ys in zip(
+                state.problem.layout.phases, state.problem.layout.y_slices, strict=True
+            )
+        ]
+        derivatives = iter(_derivatives_by_phase(models, requests, pressure))
+        for state in active:
+            layout = state.problem.layout
+            sets = [next(derivatives) for _ in range(layout.n_sets)]
+            state.step(
+                iteration,
+                layout.system(
+                    state.z, state.problem.temperature, state.problem.bulk, pressure, sets
+                ),
+            )
+    return [state.outcome() for state in states]
+
+
+@dataclass
+class _NewtonState:
+    problem: _NewtonProblem
+    z: torch.Tensor
+    converged: torch.Tensor
+    broken: torch.Tensor
+    removed: torch.Tensor
+    protected: torch.Tensor
+    done: torch.Tensor
+
+    @classmethod
+    def start(cls, problem: _NewtonProblem) -> _NewtonState:
+        batch = problem.z.shape[0]
+        z = problem.z.clone()
+        sites = slice(0, problem.layout.n_y)  # the site fractions of all sets come first
+        # Site fractions of exactly 0 (endmember starts) make y*log(y) non-differentiable.
+        z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
+        no = torch.zeros(batch, dtype=torch.bool)
+        return cls(
+            problem,
+            z,
+            converged=no.clone(),
+            broken=no.clone(),
+            removed=torch.full((batch,), -1, dtype=torch.long),
+            protected=problem.added.clone(),
+            done=no.clone(),
+        )
+
+    def step(self, iteration: int, system: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+        layout, z = self.problem.layout, self.z
+        residual, jacobian, at_bound = system
         if iteration == PROTECTED_ITERATIONS:
-            protected = torch.zeros_like(protected)
-        residual, jacobian, at_bound = layout.system(z, temperature, bulk, pressure)
-        broken |= ~(torch.isfinite(residual).all(dim=1) & torch.isfinite(jacobian).all(dim=(1, 2)))
+            self.protected = torch.zeros_like(self.protected)
+        sites = slice(0, layout.n_y)
+        self.broken |= ~(
+            torch.isfinite(residual).all(dim=1) & torch.isfinite(jacobian).all(dim=(1, 2))
+        )
         # A site fraction held at its lower bound may keep a positive gradient (KKT).
         effective = torch.where(at_bound & (residual > 0), torch.zeros_like(residual), residual)
-        converged = (effective.abs() <= layout.tolerance(z)).all(dim=1) & ~broken
+        self.converged = (effective.abs() <= layout.tolerance(z)).all(dim=1) & ~self.broken
         # Converged with a protected set below zero: that set leaves after all.
         lowest, most_negative = z[:, layout.phi].min(dim=1)
-        negative = converged & (lowest < -NEGLIGIBLE_AMOUNT) & (removed < 0)
-        removed = torch.where(negative, most_negative, removed)
-        done = converged | broken | (removed >= 0)
+        negative = self.converged & (lowest < -NEGLIGIBLE_AMOUNT) & (self.removed < 0)
+        self.removed = torch.where(negative, most_negative, self.removed)
+        done = self.converged | self.broken | (self.removed >= 0)
+        self.done = done
         if bool(done.all()):
-            break
+            return
         safe_jacobian = torch.where(
             done[:, None, None], torch.eye(layout.size, dtype=z.dtype), jacobian
         )
@@ -270,21 +378,26 @@ def _newton(
         alpha = MAX_SITE_STEP / largest.clamp(min=MAX_SITE_STEP)
         phi, phi_step = z[:, layout.phi], step[:, layout.phi]
         to_zero = torch.where(
-            (phi_step < 0) & ~protected,
+            (phi_step < 0) & ~self.protected,
             phi.clamp(min=0) / -phi_step,
             torch.full_like(phi, torch.inf),
         )
         first, leaving = to_zero.min(dim=1)
         hits = (first < alpha) & ~done & (layout.n_sets > 1)
         alpha = torch.where(hits, first, alpha)
-        removed = torch.where(hits, leaving, removed)
+        self.removed = torch.where(hits, leaving, self.removed)
         z = z + alpha.unsqueeze(-1) * step
         z[:, sites] = z[:, sites].clamp(min=MIN_SITE_FRACTION)
-    reasons = [
-        "" if c else ("non-finite Gibbs energy or derivative" if b else "Newton did not converge")
-        for c, b in zip(converged.tolist(), broken.tolist(), strict=True)
-    ]
-    return _NewtonOutcome(z, converged & (removed < 0), removed, reasons)
+        self.z = z
+
+    def outcome(self) -> _NewtonOutcome:
+        reasons = [
+            ""
+            if c
+            else ("non-finite Gibbs energy or derivative" if b else "Newton did not converge")
+            for c, b in zip(self.converged.tolist(), self.broken.tolist(), strict=True)
+        ]
+        return _NewtonOutcome(self.z, self.converged & (self.removed < 0), self.removed, reasons)
 
 
 def _shifted_newton_step(
@@ -361,6 +474,8 @@ def _relax_sets(
 
     y = y.clamp(min=MIN_SITE_FRACTION)
     y = y / (y @ constraint.T)[:, index]
+    if model.degrees_of_freedom == 0:  # a stoichiometric compound has nothing to relax
+        return y
     active = torch.arange(y.shape[0], device=y.device)
     for _ in range(iterations):
         if active.numel() == 0:
@@ -516,14 +631,9 @@ def _interior(model: PhaseModel, y: torch.Tensor, weight: float = 0.02) -> torch
     return (1 - weight) * y + weight / counts
 
 
-def _near(points: torch.Tensor, centers: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+def _near(points: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """(B, M) mask: point m within SPREAD of center b (largest site-fraction difference)."""
-    return torch.cat(
-        [
-            (points[None] - block[:, None]).abs().amax(dim=2) <= SPREAD
-            for block in centers.split(chunk)
-        ]
-    )
+    return torch.cdist(centers, points, p=float("inf")) <= SPREAD
 
 
 def _same_set(phase: str, site_fractions: torch.Tensor, other: CompositionSet) -> bool:
@@ -653,6 +763,14 @@ def _relax_groups(
             start += len(members)
 
 
+def _sets_of(layout: _Layout, z: torch.Tensor, row: int) -> list[CompositionSet]:
+    """The composition sets of one row of unknowns z."""
+    return [
+        CompositionSet(phase, z[row, ys].clone(), float(z[row, layout.phi.start + s]))
+        for s, (phase, ys) in enumerate(zip(layout.phases, layout.y_slices, strict=True))
+    ]
+
+
 def _round(
     models: Mapping[str, PhaseModel],
     candidates: CandidatePoints,
@@ -690,19 +808,13 @@ def _round(
     _relax_groups(models, layouts, temperature, pressure)
     next_pending: list[int] = []
     finished: list[tuple[int, list[CompositionSet], str]] = []  # (condition, sets, failure)
+    problems, problem_members = [], []
     for layout, z, members in layouts:
-
-        def sets_of(row: int, z: torch.Tensor = z, layout: _Layout = layout) -> list:
-            return [
-                CompositionSet(p, z[row, ys].clone(), float(z[row, layout.phi.start + s]))
-                for s, (p, ys) in enumerate(zip(layout.phases, layout.y_slices, strict=True))
-            ]
-
         # Sets of one phase that relaxed to the same tangent point are one set; keeping
         # both would make the Newton system singular.
         keep = []
         for row, n in enumerate(members):
-            relaxed = sets_of(row)
+            relaxed = _sets_of(layout, z, row)
             merged = _merge_sets(relaxed)
             if len(merged) < len(relaxed):
                 states[n] = merged
@@ -711,14 +823,16 @@ def _round(
                 keep.append(row)
         if not keep:
             continue
-        members = [members[row] for row in keep]
-        added = torch.tensor([[s.added for s in states[n]] for n in members])
-        outcome = _newton(
-            layout, z[keep], temperature[members], bulk[members], pressure, max_iterations, added
-        )
+        kept = [members[row] for row in keep]
+        added = torch.tensor([[s.added for s in states[n]] for n in kept])
+        problems.append(_NewtonProblem(layout, z[keep], temperature[kept], bulk[kept], added))
+        problem_members.append(kept)
+    outcomes = _newton(models, problems, pressure, max_iterations)
+    for problem, members, outcome in zip(problems, problem_members, outcomes, strict=True):
+        layout = problem.layout
         for row, n in enumerate(members):
             mu[n] = outcome.z[row, layout.mu]
-            sets = sets_of(row, outcome.z)
+            sets = _sets_of(layout, outcome.z, row)
             leaving = int(outcome.removed[row])
             if leaving >= 0 and states[n][leaving].added:
                 history[n].rejected.add(layout.phases)

@@ -14,6 +14,7 @@ error naming the node, rather than evaluating something approximate.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import types
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import numpy as np
 import symengine
 import torch
 
+from matforge.calphad import kernels
 from matforge.core.errors import MatforgeError
 
 Inputs = torch.Tensor
@@ -190,16 +192,23 @@ _NUMPY_RUNTIME = {"torch": _NUMPY_TORCH, "_where": _numpy_where, "_ipow": _numpy
 class TorchProgram:
     """A compiled batch of expressions: call with a (N, n_inputs) tensor.
 
-    The same generated source runs on two backends. Torch: any device, with autograd.
-    NumPy, for CPU inputs that need no gradient: these programs are thousands of small
-    elementwise operations on a few hundred rows, where the time is the per-operation
-    overhead, about 4 us in torch against 1-2 us in NumPy; results agree to rounding.
+    The same generated source runs on several backends. Torch: any device, with autograd.
+    For CPU inputs that need no gradient, the CPU backend (`kernels.set_cpu_backend`):
+    NumPy by default (these programs are thousands of small elementwise operations on a
+    few hundred rows, where the time is the per-operation overhead, about 4 us in torch
+    against 1-2 us in NumPy), or a Numba kernel, one compiled loop over the rows. Results
+    agree to rounding.
     """
 
     inputs: tuple[symengine.Basic, ...]
     source: str
     function: CompiledFunction
     numpy_function: Callable[[np.ndarray], tuple[object, ...]] | None = None
+    n_outputs: int = 0
+    #: Identifies the function computed (not the text of `source`, whose common
+    #: subexpressions are numbered differently from process to process): the on-disk
+    #: kernel cache's key.
+    key: str = ""
 
     def _check(self, values: torch.Tensor) -> None:
         if values.ndim != 2 or values.shape[1] != len(self.inputs):
@@ -208,24 +217,37 @@ class TorchProgram:
                 f"{[str(s) for s in self.inputs]}, got {tuple(values.shape)}"
             )
 
+    def _cpu_path(self, values: torch.Tensor) -> str | None:
+        """The CPU backend for these inputs, or None for torch."""
+        if (
+            self.numpy_function is None
+            or values.device.type != "cpu"
+            or values.dtype != torch.float64
+            or (values.requires_grad and torch.is_grad_enabled())
+        ):
+            return None
+        backend = kernels.cpu_backend()
+        return None if backend == "torch" else backend
+
     def _numpy_path(self, values: torch.Tensor) -> bool:
-        return (
-            self.numpy_function is not None
-            and values.device.type == "cpu"
-            and values.dtype == torch.float64
-            and not (values.requires_grad and torch.is_grad_enabled())
-        )
+        return self._cpu_path(values) is not None
 
     def __call__(self, values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self._check(values)
         if self._numpy_path(values):
-            return tuple(torch.from_numpy(row) for row in self._numpy_rows(values))
+            return tuple(self.stacked(values).T)
         return self.function(values)
 
     def stacked(self, values: torch.Tensor) -> torch.Tensor:
         """All outputs as one (N, n_outputs) tensor."""
         self._check(values)
-        if self._numpy_path(values):
+        backend = self._cpu_path(values)
+        if backend == "numba":
+            array = np.ascontiguousarray(values.detach().numpy())
+            out = np.empty((array.shape[0], self.n_outputs))
+            kernels.load_kernel(self.key, self.source)(array, out)
+            return torch.from_numpy(out)
+        if backend == "numpy":
             return torch.from_numpy(np.ascontiguousarray(self._numpy_rows(values).T))
         return torch.stack(self.function(values), dim=1)
 
@@ -243,11 +265,14 @@ def compile_expressions(
     expressions: Sequence[symengine.Basic],
     inputs: Sequence[symengine.Basic],
     name: str = "program",
+    key: str | None = None,
 ) -> TorchProgram:
     """Compile `expressions` of the symbols `inputs` into one batched torch function.
 
     Every output has shape (N,), also for an expression that is constant or ignores some
-    inputs, so callers can stack them.
+    inputs, so callers can stack them. `key` names the function for the kernel cache
+    (default: a digest of the expressions' canonical text; pass one for expressions
+    derived from others, whose text can be large).
     """
     inputs = tuple(inputs)
     names: dict[symengine.Basic, str] = {symbol: f"_in{i}" for i, symbol in enumerate(inputs)}
@@ -278,4 +303,13 @@ def compile_expressions(
         source=source,
         function=namespace[name],  # type: ignore[arg-type]
         numpy_function=numpy_namespace[name],  # type: ignore[arg-type]
+        n_outputs=len(outputs),
+        key=key or program_key(name, [str(e) for e in expressions], [str(i) for i in inputs]),
     )
+
+
+def program_key(*parts: object) -> str:
+    """A digest of `parts` (canonical texts) and of matforge's version."""
+    from matforge import __version__
+
+    return hashlib.sha256(repr((__version__, *parts)).encode()).hexdigest()[:24]

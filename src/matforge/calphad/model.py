@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from matforge.calphad.codegen import TorchProgram, compile_expressions
+from matforge.calphad.codegen import TorchProgram, compile_expressions, program_key
 from matforge.calphad.database import database_elements, load_database
 from matforge.calphad.ranges import phase_temperature_range
 from matforge.core.errors import DataError
@@ -174,7 +174,8 @@ class PhaseModel:
             *[g.diff(temperature) for g in gradient],
         ]
         name = f"phase_{self.name.replace('-', '_')}_derivatives"
-        return compile_expressions(outputs, [*self.symbols, *mu], name=name)
+        key = program_key(name, [str(e) for e in self.expressions], [str(s) for s in self.symbols])
+        return compile_expressions(outputs, [*self.symbols, *mu], name=name, key=key)
 
     def derivatives(
         self,

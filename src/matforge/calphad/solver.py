@@ -41,6 +41,10 @@ BALANCE_TOL = 1e-10
 NEGLIGIBLE_AMOUNT = 1e-10
 #: Largest change of any site fraction in one Newton step.
 MAX_SITE_STEP = 0.2
+#: Amount given to a newly added set (the others shrink in proportion): Newton restores
+#: the mass balance, and a set that starts with some substance is not pushed out by the
+#: first linearized steps, as one starting at zero amount often is.
+ADDED_AMOUNT = 0.1
 #: Newton steps during which a newly added set is not removed for reaching zero amount.
 PROTECTED_ITERATIONS = 4
 #: A candidate point this far (J/mol) below the tangent plane adds a composition set.
@@ -763,6 +767,21 @@ def _relax_groups(
             start += len(members)
 
 
+def _retry_without_smallest(
+    models: Mapping[str, PhaseModel],
+    sets: list[CompositionSet],
+    n_elements: int,
+    tried: set[tuple[str, ...]],
+) -> list[CompositionSet] | None:
+    """`sets` less the smallest set whose removal leaves a new, feasible arrangement."""
+    for leaving in sorted(range(len(sets)), key=lambda i: sets[i].amount):
+        rest = [s for i, s in enumerate(sets) if i != leaving]
+        freedom = sum(1 + models[s.phase].degrees_of_freedom for s in rest)
+        if rest and freedom >= n_elements and tuple(sorted(s.phase for s in rest)) not in tried:
+            return rest
+    return None
+
+
 def _sets_of(layout: _Layout, z: torch.Tensor, row: int) -> list[CompositionSet]:
     """The composition sets of one row of unknowns z."""
     return [
@@ -864,9 +883,11 @@ def _round(
     for n, sets, failure in finished:
         gibbs = float((mu[n] * bulk[n]).sum())
         if failure:
-            # Newton from this start failed: start again without its smallest set.
-            retry = sorted(starts[n], key=lambda s: s.amount)[1:]
-            if retry and tuple(sorted(s.phase for s in retry)) not in history[n].tried:
+            # Newton from this start failed: start again without its smallest set, as
+            # long as the rest can still meet the mass balance (enough sets and internal
+            # degrees of freedom; stoichiometric compounds alone usually cannot).
+            retry = _retry_without_smallest(models, starts[n], n_elements, history[n].tried)
+            if retry is not None:
                 states[n] = retry
                 next_pending.append(n)
                 continue
@@ -877,7 +898,12 @@ def _round(
         if candidate is not None and force < -ADDITION_TOL:
             added = tuple(sorted([*(s.phase for s in sets), candidate.phase]))
             if len(sets) < n_elements and added not in history[n].rejected:
-                states[n] = [*sets, candidate]
+                share = ADDED_AMOUNT
+                scaled = [
+                    CompositionSet(s.phase, s.site_fractions, s.amount * (1 - share)) for s in sets
+                ]
+                candidate.amount = share
+                states[n] = [*scaled, candidate]
             else:
                 # Full, or the candidate added beside these sets left again at once: let
                 # it replace a set instead.

@@ -29,13 +29,8 @@ from dataclasses import dataclass
 import torch
 
 from matforge.calphad.model import STANDARD_PRESSURE, PhaseDerivatives, PhaseModel
-from matforge.calphad.solver import (
-    MIN_SITE_FRACTION,
-    EquilibriumResult,
-    _Layout,
-    _solve,
-    equilibrium,
-)
+from matforge.calphad.newton import MIN_SITE_FRACTION, Layout, solve_batched
+from matforge.calphad.solver import EquilibriumResult, equilibrium
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,7 @@ class EquilibriumSensitivities:
 
 
 def _parameter_derivatives(
-    layout: _Layout, z: torch.Tensor, derivatives: Sequence[PhaseDerivatives]
+    layout: Layout, z: torch.Tensor, derivatives: Sequence[PhaseDerivatives]
 ) -> torch.Tensor:
     """dF/dp for p = (x_bulk..., T), shape (B, D, C + 1), from each set's derivatives."""
     batch, c = z.shape[0], layout.n_elements
@@ -76,7 +71,7 @@ def _parameter_derivatives(
 
 
 def _state_derivatives(
-    layout: _Layout,
+    layout: Layout,
     z: torch.Tensor,
     temperature: torch.Tensor,
     pressure: float,
@@ -93,7 +88,7 @@ def _state_derivatives(
     scale = torch.ones_like(z)
     scale[:, : layout.n_y] = z[:, : layout.n_y]
     scaled = scale[:, :, None] * jacobian * scale[:, None, :]
-    return scale[:, :, None] * _solve(scaled, scale[:, :, None] * rhs)
+    return scale[:, :, None] * solve_batched(scaled, scale[:, :, None] * rhs)
 
 
 def sensitivities(
@@ -119,7 +114,7 @@ def sensitivities(
         if point.converged:
             groups[tuple(s.phase for s in point.sets)].append(index)
     for set_phases, members in groups.items():
-        layout = _Layout(set_phases, models, c)
+        layout = Layout(set_phases, models, c)
         z = layout.pack(
             [result.points[i].sets for i in members],
             torch.stack([result.points[i].chemical_potentials for i in members]),

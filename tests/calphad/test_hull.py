@@ -84,3 +84,22 @@ def test_binary_phase_sets_agree_with_pycalphad() -> None:
     # The hull is the start of the solver, exact only up to sampling; near boundaries a
     # sampled point may pick the neighbouring phase set.
     assert agree >= 0.95 * len(temperature)
+
+
+def test_column_generation_reaches_the_exact_lp_optimum() -> None:
+    # Random points on the 4-component simplex with a wavy G: the coarse pass (every 8th
+    # point) cannot be optimal, pricing against all points must finish the job.
+    from scipy.optimize import linprog
+
+    torch.manual_seed(5)
+    generator = torch.Generator().manual_seed(5)
+    composition = torch.distributions.Dirichlet(torch.ones(4, dtype=torch.float64)).sample((3000,))
+    wiggle = torch.sin(17 * composition[:, 0]) * torch.cos(11 * composition[:, 1])
+    gibbs = 2000 * wiggle + 500 * torch.rand(3000, dtype=torch.float64, generator=generator)
+    bulk = torch.distributions.Dirichlet(4 * torch.ones(4, dtype=torch.float64)).sample((40,))
+    hull = lower_convex_hull(gibbs.expand(40, -1), composition, bulk)
+    assert bool(hull.converged.all())
+    for n in range(40):
+        exact = linprog(gibbs.numpy(), A_eq=composition.numpy().T, b_eq=bulk[n].numpy())
+        assert exact.status == 0
+        assert abs(float(hull.gibbs[n]) - exact.fun) < 1e-6

@@ -30,6 +30,8 @@ _PIVOT_TOL = 1e-12
 #: Artificial starting points sit this far (J/mol) above the highest real point.
 _ARTIFICIAL_HEIGHT = 1e6
 _MAX_ENDMEMBERS = 2000
+#: Candidate columns per condition after pricing against all points (see lower_convex_hull).
+_PRICED_COLUMNS = 64
 #: Random points per phase: this times its degrees of freedom squared, at most
 #: `points_per_phase` (150 for a binary solution, 2,000 for four or more).
 SAMPLES_PER_DOF_SQUARED = 150
@@ -150,11 +152,17 @@ def lower_convex_hull(
     bulk: torch.Tensor,
     *,
     max_iterations: int = 500,
+    coarse_stride: int = 8,
 ) -> HullResult:
     """Solve the point-equilibrium LP for N conditions at once.
 
     gibbs: (N, M) energies of the M candidate points under each condition;
     composition: (M, C) their mole fractions; bulk: (N, C) the bulk mole fractions.
+
+    Column generation: the simplex first runs on every `coarse_stride`-th point, whose
+    (N, M / stride) driving forces are cheap to scan, then goes on from that basis with
+    all points; there most conditions are already optimal after one pass, so the exact
+    solution of the full LP costs little more than the coarse one.
     """
     n, m = gibbs.shape
     c = composition.shape[1]
@@ -163,36 +171,151 @@ def lower_convex_hull(
     height = gibbs.max(dim=1).values + _ARTIFICIAL_HEIGHT
     g_all = torch.cat([gibbs, height[:, None].expand(n, c)], dim=1)
     x_all = torch.cat([composition, torch.eye(c, dtype=dtype, device=device)])
-    basis = (m + torch.arange(c, device=device)).expand(n, c).clone()
-    weights = bulk.clone()
-    rows = torch.arange(n, device=device)
-    converged = torch.zeros(n, dtype=torch.bool, device=device)
-    mu = torch.zeros(n, c, dtype=dtype, device=device)
+    state = _SimplexState(
+        basis=(m + torch.arange(c, device=device)).expand(n, c).clone(),
+        weights=bulk.clone(),
+        mu=torch.zeros(n, c, dtype=dtype, device=device),
+        converged=torch.zeros(n, dtype=torch.bool, device=device),
+    )
+    everything = torch.arange(m + c, device=device)
+    coarse = everything[(everything % coarse_stride == 0) | (everything >= m)]
+    iterations = _simplex(state, g_all[:, coarse], x_all, coarse, max_iterations)
+    # Pricing against every point: a condition whose best point prices below its
+    # tangent plane goes on with its own most negative points as candidate columns.
+    pending = torch.arange(n, device=device)
+    for _ in range(max_iterations):
+        g_p = g_all[pending]
+        driving = g_p - state.mu[pending] @ x_all.T
+        optimal = driving.min(dim=1).values >= -DRIVING_FORCE_TOL
+        state.converged[pending] = optimal
+        pending = pending[~optimal]
+        if pending.numel() == 0:
+            break
+        columns = (
+            driving[~optimal]
+            .topk(min(_PRICED_COLUMNS, driving.shape[1]), dim=1, largest=False)
+            .indices
+        )
+        columns = torch.cat([state.basis[pending], columns], dim=1)
+        iterations += _simplex_rows(state, pending, g_all, x_all, columns, max_iterations)
+    basis, weights, mu, converged = state.basis, state.weights, state.mu, state.converged
+    total = (torch.gather(g_all, 1, basis) * weights).sum(dim=1)
+    points = torch.where(basis >= m, torch.full_like(basis, -1), basis)
+    return HullResult(points, weights, mu, total, converged, iterations)
+
+
+@dataclass
+class _SimplexState:
+    basis: torch.Tensor  # (N, C) indices into all points
+    weights: torch.Tensor  # (N, C)
+    mu: torch.Tensor  # (N, C)
+    converged: torch.Tensor  # (N,) bool
+
+
+def _simplex(
+    state: _SimplexState,
+    g_columns: torch.Tensor,
+    x_all: torch.Tensor,
+    columns: torch.Tensor,
+    max_iterations: int,
+) -> int:
+    """Revised-simplex pivots over `columns` (indices into all points) until optimal.
+
+    g_columns: (N, K) energies of those columns. Updates `state` in place; returns the
+    number of iterations.
+    """
+    device = g_columns.device
+    position = torch.full((x_all.shape[0],), -1, dtype=torch.long, device=device)
+    position[columns] = torch.arange(columns.numel(), device=device)
+    x_columns = x_all[columns]
+    # Conditions leave the iteration once optimal: late iterations cost only what is left.
+    pending = torch.arange(g_columns.shape[0], device=device)
     iteration = 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007
-        x_basis = x_all[basis]  # (N, C points, C components)
-        g_basis = torch.gather(g_all, 1, basis)
-        mu = torch.linalg.solve(x_basis, g_basis.unsqueeze(-1)).squeeze(-1)
-        driving = g_all - mu @ x_all.T  # (N, M + C)
-        best = driving.argmin(dim=1)
-        converged = driving[rows, best] >= -DRIVING_FORCE_TOL
-        if bool(converged.all()):
-            break
+        rows = torch.arange(pending.numel(), device=device)
+        basis_p, weights_p = state.basis[pending], state.weights[pending]
+        g_p = g_columns[pending]
+        x_basis = x_all[basis_p]  # (P, C points, C components)
+        # Every basis point is among the columns (the coarse ones are a subset of all).
+        g_basis = torch.gather(g_p, 1, position[basis_p])
+        mu_p = torch.linalg.solve(x_basis, g_basis.unsqueeze(-1)).squeeze(-1)
+        state.mu[pending] = mu_p
+        driving = g_p - mu_p @ x_columns.T  # (P, K)
+        best_local = driving.argmin(dim=1)
+        optimal = driving[rows, best_local] >= -DRIVING_FORCE_TOL
+        best = columns[best_local]
         # Ratio test: how far the entering point can go before a basis weight reaches zero.
         direction = torch.linalg.solve(x_basis.transpose(1, 2), x_all[best].unsqueeze(-1))
-        direction = direction.squeeze(-1)  # (N, C): change of each basis weight per unit
+        direction = direction.squeeze(-1)  # (P, C): change of each basis weight per unit
         ratios = torch.where(
-            direction > _PIVOT_TOL, weights / direction, torch.full_like(weights, torch.inf)
+            direction > _PIVOT_TOL, weights_p / direction, torch.full_like(weights_p, torch.inf)
         )
         leaving = ratios.argmin(dim=1)
         step = ratios[rows, leaving]
-        active = ~converged & torch.isfinite(step)
-        new_weights = weights - step[:, None] * direction
+        # An unbounded ratio (no positive direction) cannot pivot: the row stops unconverged.
+        active = ~optimal & torch.isfinite(step)
+        new_weights = weights_p - step[:, None] * direction
         new_weights[rows, leaving] = step
-        weights = torch.where(active[:, None], new_weights.clamp(min=0.0), weights)
-        new_basis = basis.clone()
+        state.weights[pending] = torch.where(active[:, None], new_weights.clamp(min=0.0), weights_p)
+        new_basis = basis_p.clone()
         new_basis[rows, leaving] = best
-        basis = torch.where(active[:, None], new_basis, basis)
-    total = (torch.gather(g_all, 1, basis) * weights).sum(dim=1)
-    points = torch.where(basis >= m, torch.full_like(basis, -1), basis)
-    return HullResult(points, weights, mu, total, converged, iteration)
+        state.basis[pending] = torch.where(active[:, None], new_basis, basis_p)
+        state.converged[pending[optimal]] = True
+        pending = pending[active]
+        if pending.numel() == 0:
+            break
+    return iteration
+
+
+def _simplex_rows(
+    state: _SimplexState,
+    pending: torch.Tensor,
+    g_all: torch.Tensor,
+    x_all: torch.Tensor,
+    columns: torch.Tensor,
+    max_iterations: int,
+) -> int:
+    """Simplex pivots for the conditions `pending`, each over its own columns (P, K).
+
+    The first C columns of each row are its current basis. Updates `state` in place.
+    """
+    device = g_all.device
+    c = x_all.shape[1]
+    g_cols = torch.gather(g_all[pending], 1, columns)  # (P, K)
+    x_cols = x_all[columns]  # (P, K, C)
+    local = torch.arange(c, device=device).expand(pending.numel(), c).clone()
+    weights = state.weights[pending].clone()
+    active_rows = torch.arange(pending.numel(), device=device)
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):  # noqa: B007
+        r = active_rows
+        rows = torch.arange(r.numel(), device=device)
+        basis_p, weights_p = local[r], weights[r]
+        x_basis = torch.gather(x_cols[r], 1, basis_p[:, :, None].expand(-1, -1, c))
+        g_basis = torch.gather(g_cols[r], 1, basis_p)
+        mu_p = torch.linalg.solve(x_basis, g_basis.unsqueeze(-1)).squeeze(-1)
+        state.mu[pending[r]] = mu_p
+        driving = g_cols[r] - torch.einsum("pkc,pc->pk", x_cols[r], mu_p)
+        best = driving.argmin(dim=1)
+        optimal = driving[rows, best] >= -DRIVING_FORCE_TOL
+        entering = x_cols[r][rows, best]
+        direction = torch.linalg.solve(x_basis.transpose(1, 2), entering.unsqueeze(-1))
+        direction = direction.squeeze(-1)
+        ratios = torch.where(
+            direction > _PIVOT_TOL, weights_p / direction, torch.full_like(weights_p, torch.inf)
+        )
+        leaving = ratios.argmin(dim=1)
+        step = ratios[rows, leaving]
+        active = ~optimal & torch.isfinite(step)
+        new_weights = weights_p - step[:, None] * direction
+        new_weights[rows, leaving] = step
+        weights[r] = torch.where(active[:, None], new_weights.clamp(min=0.0), weights_p)
+        new_basis = basis_p.clone()
+        new_basis[rows, leaving] = best
+        local[r] = torch.where(active[:, None], new_basis, basis_p)
+        active_rows = r[active]
+        if active_rows.numel() == 0:
+            break
+    state.basis[pending] = torch.gather(columns, 1, local)
+    state.weights[pending] = weights
+    return iteration

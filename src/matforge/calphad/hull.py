@@ -212,6 +212,40 @@ class _SimplexState:
     converged: torch.Tensor  # (N,) bool
 
 
+def _pivot(
+    x_basis: torch.Tensor,
+    entering: torch.Tensor,
+    weights: torch.Tensor,
+    basis: torch.Tensor,
+    best: torch.Tensor,
+    optimal: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pivot per row: (active rows, new weights, new basis); optimal rows keep theirs.
+
+    Ratio test: how far the entering point (composition `entering`, index `best`) can go
+    before a basis weight reaches zero; that basis point leaves. A row with no positive
+    direction (unbounded ratio) cannot pivot and stops unconverged.
+    """
+    rows = torch.arange(weights.shape[0], device=weights.device)
+    direction = torch.linalg.solve(x_basis.transpose(1, 2), entering.unsqueeze(-1))
+    direction = direction.squeeze(-1)  # (P, C): change of each basis weight per unit
+    ratios = torch.where(
+        direction > _PIVOT_TOL, weights / direction, torch.full_like(weights, torch.inf)
+    )
+    leaving = ratios.argmin(dim=1)
+    step = ratios[rows, leaving]
+    active = ~optimal & torch.isfinite(step)
+    new_weights = weights - step[:, None] * direction
+    new_weights[rows, leaving] = step
+    new_basis = basis.clone()
+    new_basis[rows, leaving] = best
+    return (
+        active,
+        torch.where(active[:, None], new_weights.clamp(min=0.0), weights),
+        torch.where(active[:, None], new_basis, basis),
+    )
+
+
 def _simplex(
     state: _SimplexState,
     g_columns: torch.Tensor,
@@ -244,22 +278,9 @@ def _simplex(
         best_local = driving.argmin(dim=1)
         optimal = driving[rows, best_local] >= -DRIVING_FORCE_TOL
         best = columns[best_local]
-        # Ratio test: how far the entering point can go before a basis weight reaches zero.
-        direction = torch.linalg.solve(x_basis.transpose(1, 2), x_all[best].unsqueeze(-1))
-        direction = direction.squeeze(-1)  # (P, C): change of each basis weight per unit
-        ratios = torch.where(
-            direction > _PIVOT_TOL, weights_p / direction, torch.full_like(weights_p, torch.inf)
+        active, state.weights[pending], state.basis[pending] = _pivot(
+            x_basis, x_all[best], weights_p, basis_p, best, optimal
         )
-        leaving = ratios.argmin(dim=1)
-        step = ratios[rows, leaving]
-        # An unbounded ratio (no positive direction) cannot pivot: the row stops unconverged.
-        active = ~optimal & torch.isfinite(step)
-        new_weights = weights_p - step[:, None] * direction
-        new_weights[rows, leaving] = step
-        state.weights[pending] = torch.where(active[:, None], new_weights.clamp(min=0.0), weights_p)
-        new_basis = basis_p.clone()
-        new_basis[rows, leaving] = best
-        state.basis[pending] = torch.where(active[:, None], new_basis, basis_p)
         state.converged[pending[optimal]] = True
         pending = pending[active]
         if pending.numel() == 0:
@@ -298,21 +319,9 @@ def _simplex_rows(
         driving = g_cols[r] - torch.einsum("pkc,pc->pk", x_cols[r], mu_p)
         best = driving.argmin(dim=1)
         optimal = driving[rows, best] >= -DRIVING_FORCE_TOL
-        entering = x_cols[r][rows, best]
-        direction = torch.linalg.solve(x_basis.transpose(1, 2), entering.unsqueeze(-1))
-        direction = direction.squeeze(-1)
-        ratios = torch.where(
-            direction > _PIVOT_TOL, weights_p / direction, torch.full_like(weights_p, torch.inf)
+        active, weights[r], local[r] = _pivot(
+            x_basis, x_cols[r][rows, best], weights_p, basis_p, best, optimal
         )
-        leaving = ratios.argmin(dim=1)
-        step = ratios[rows, leaving]
-        active = ~optimal & torch.isfinite(step)
-        new_weights = weights_p - step[:, None] * direction
-        new_weights[rows, leaving] = step
-        weights[r] = torch.where(active[:, None], new_weights.clamp(min=0.0), weights_p)
-        new_basis = basis_p.clone()
-        new_basis[rows, leaving] = best
-        local[r] = torch.where(active[:, None], new_basis, basis_p)
         active_rows = r[active]
         if active_rows.numel() == 0:
             break

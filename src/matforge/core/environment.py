@@ -54,7 +54,7 @@ PARTS: tuple[Part, ...] = (
         "matforge.calphad",
         ("calphad",),
         progress="Gibbs energies, batched equilibrium, IFT gradients, design and CLI; "
-        "agrees with pycalphad on 5 databases; 10x speed target in progress",
+        "agrees with pycalphad on 5 databases; 10x on binaries in progress",
     ),
     Part(
         "design",

@@ -184,8 +184,8 @@ def lower_convex_hull(
     # tangent plane goes on with its own most negative points as candidate columns.
     pending = torch.arange(n, device=device)
     for _ in range(max_iterations):
-        g_p = g_all[pending]
-        driving = g_p - state.mu[pending] @ x_all.T
+        g_p = g_all if pending.numel() == n else g_all[pending]
+        driving = torch.addmm(g_p, state.mu[pending], x_all.T, alpha=-1.0)
         optimal = driving.min(dim=1).values >= -DRIVING_FORCE_TOL
         state.converged[pending] = optimal
         pending = pending[~optimal]
@@ -274,7 +274,7 @@ def _simplex(
         g_basis = torch.gather(g_p, 1, position[basis_p])
         mu_p = torch.linalg.solve(x_basis, g_basis.unsqueeze(-1)).squeeze(-1)
         state.mu[pending] = mu_p
-        driving = g_p - mu_p @ x_columns.T  # (P, K)
+        driving = torch.addmm(g_p, mu_p, x_columns.T, alpha=-1.0)  # (P, K)
         best_local = driving.argmin(dim=1)
         optimal = driving[rows, best_local] >= -DRIVING_FORCE_TOL
         best = columns[best_local]

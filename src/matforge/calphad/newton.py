@@ -69,6 +69,9 @@ class Layout:
         self.mu = slice(self.phi.stop, self.phi.stop + n_elements)
         self.eta = slice(self.mu.stop, self.mu.stop + eta)
         self.size = self.eta.stop
+        #: Layouts with equal structure have the same KKT system shape (see newton).
+        shapes = [(model.n_site_fractions, tuple(model.sublattice_of)) for model in self.models]
+        self.structure = (*shapes, n_elements)
 
     def pack(self, set_lists: Sequence[Sequence[CompositionSet]], mu: torch.Tensor) -> torch.Tensor:
         """Unknowns z (B, size) from each row's sets (ordered as `phases`) and mu (B, C).
@@ -76,12 +79,25 @@ class Layout:
         Sublattice multipliers start at zero: they enter the equations linearly.
         """
         z = torch.zeros(len(set_lists), self.size, dtype=torch.float64)
-        for row, sets in enumerate(set_lists):
-            for s, ys in enumerate(self.y_slices):
-                z[row, ys] = sets[s].site_fractions
-                z[row, self.phi.start + s] = sets[s].amount
+        for s, ys in enumerate(self.y_slices):
+            z[:, ys] = torch.stack([sets[s].site_fractions for sets in set_lists])
+        z[:, self.phi] = torch.tensor(
+            [[c.amount for c in sets] for sets in set_lists], dtype=torch.float64
+        ).reshape(len(set_lists), self.n_sets)
         z[:, self.mu] = mu
         return z
+
+    def unpack(self, z: torch.Tensor) -> list[list[CompositionSet]]:
+        """Each row's composition sets (copies, ordered as `phases`)."""
+        columns = [z[:, ys].clone().unbind(0) for ys in self.y_slices]
+        amounts = z[:, self.phi].tolist()
+        return [
+            [
+                CompositionSet(phase, column[row], amount)
+                for phase, column, amount in zip(self.phases, columns, row_amounts, strict=True)
+            ]
+            for row, row_amounts in enumerate(amounts)
+        ]
 
     def system(
         self,
@@ -195,6 +211,31 @@ def _derivatives_by_phase(
     return results  # type: ignore[return-value]
 
 
+def _clusters(problems: Sequence[NewtonProblem]) -> list[list[int]]:
+    """Problems whose layouts have the same structure, grouped (indices into problems).
+
+    The KKT system depends on each set's phase only through its derivatives, so layouts
+    whose sets have the same site-fraction and sublattice shapes (FCC + LIQUID and
+    FCC + HCP in a binary) are stepped as one batch.
+    """
+    clusters: dict[tuple, list[int]] = defaultdict(list)
+    for i, problem in enumerate(problems):
+        clusters[problem.layout.structure].append(i)
+    return list(clusters.values())
+
+
+def _joined(problems: Sequence[NewtonProblem]) -> NewtonProblem:
+    if len(problems) == 1:
+        return problems[0]
+    return NewtonProblem(
+        problems[0].layout,
+        torch.cat([p.z for p in problems]),
+        torch.cat([p.temperature for p in problems]),
+        torch.cat([p.bulk for p in problems]),
+        torch.cat([p.added for p in problems]),
+    )
+
+
 def newton(
     models: Mapping[str, PhaseModel],
     problems: Sequence[NewtonProblem],
@@ -213,29 +254,62 @@ def newton(
     while mu and the other sets adjust to it, may well point below zero; it may dip there
     for PROTECTED_ITERATIONS steps before that removes it.
     """
-    states = [_NewtonState.start(problem) for problem in problems]
+    clusters = _clusters(problems)
+    states = [_NewtonState.start(_joined([problems[i] for i in c])) for c in clusters]
     for iteration in range(max_iterations):
-        active = [state for state in states if not bool(state.done.all())]
+        active = [
+            (state, c)
+            for state, c in zip(states, clusters, strict=True)
+            if not bool(state.done.all())
+        ]
         if not active:
             break
-        requests = [
-            (phase, state.z[:, ys], state.problem.temperature, state.z[:, state.problem.layout.mu])
-            for state in active
-            for phase, ys in zip(
-                state.problem.layout.phases, state.problem.layout.y_slices, strict=True
-            )
-        ]
+        requests = []
+        for state, cluster in active:
+            start = 0
+            for i in cluster:
+                layout, rows = problems[i].layout, problems[i].z.shape[0]
+                block = state.z[start : start + rows]
+                for phase, ys in zip(layout.phases, layout.y_slices, strict=True):
+                    requests.append(
+                        (phase, block[:, ys], problems[i].temperature, block[:, layout.mu])
+                    )
+                start += rows
         derivatives = iter(_derivatives_by_phase(models, requests, pressure))
-        for state in active:
+        for state, cluster in active:
             layout = state.problem.layout
-            sets = [next(derivatives) for _ in range(layout.n_sets)]
+            parts = [[next(derivatives) for _ in range(layout.n_sets)] for _ in cluster]
+            sets = [_joined_derivatives([part[s] for part in parts]) for s in range(layout.n_sets)]
             state.step(
                 iteration,
                 layout.system(
                     state.z, state.problem.temperature, state.problem.bulk, pressure, sets
                 ),
             )
-    return [state.outcome() for state in states]
+    outcomes: list[NewtonOutcome | None] = [None] * len(problems)
+    for state, cluster in zip(states, clusters, strict=True):
+        whole, start = state.outcome(), 0
+        for i in cluster:
+            stop = start + problems[i].z.shape[0]
+            outcomes[i] = NewtonOutcome(
+                whole.z[start:stop],
+                whole.converged[start:stop],
+                whole.removed[start:stop],
+                whole.reasons[start:stop],
+            )
+            start = stop
+    return outcomes  # type: ignore[return-value]
+
+
+def _joined_derivatives(parts: Sequence[PhaseDerivatives]) -> PhaseDerivatives:
+    if len(parts) == 1:
+        return parts[0]
+    return PhaseDerivatives(
+        *(
+            torch.cat([getattr(d, f.name) for d in parts])
+            for f in dataclasses.fields(PhaseDerivatives)
+        )
+    )
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from matforge.calphad.hull import CandidatePoints, lower_convex_hull, sample_points
+from matforge.calphad.hull import CandidatePoints, HullResult, lower_convex_hull, sample_points
 from matforge.calphad.model import STANDARD_PRESSURE, PhaseModel
 from matforge.calphad.newton import (
     NEGLIGIBLE_AMOUNT,
@@ -38,10 +38,12 @@ from matforge.calphad.newton import (
 from matforge.calphad.ranges import warn_outside_ranges
 from matforge.calphad.stability import (
     ADDITION_TOL,
+    SAME_SET_TOL,
     relax_sets,
     same_set,
     unstable_sets,
 )
+from matforge.core.collection import paused_cycle_collection
 from matforge.core.errors import DataError
 
 #: Amount given to a newly added set (the others shrink in proportion): Newton restores
@@ -145,19 +147,85 @@ def _exchange(
     return [*kept, fresh]
 
 
-def _initial_sets(
-    candidates: CandidatePoints, points: torch.Tensor, weights: torch.Tensor
-) -> list[CompositionSet]:
-    """Composition sets from the hull points of one condition (artificial points dropped)."""
-    sets: list[CompositionSet] = []
-    for index, weight in zip(points.tolist(), weights.tolist(), strict=True):
-        if index < 0 or weight <= 1e-12:
-            continue
-        phase_index = int(candidates.phase_of[index])
-        local = index - int((candidates.phase_of < phase_index).sum())
-        y = candidates.site_fractions[phase_index][local]
-        sets.append(CompositionSet(candidates.phases[phase_index], y.clone(), weight))
-    return _merge_sets(sets)
+def _initial_states(candidates: CandidatePoints, hull: HullResult) -> list[list[CompositionSet]]:
+    """Each condition's composition sets from its hull points (artificial points dropped).
+
+    Hull points of one phase closer than SAME_SET_TOL are merged as `_merge_sets` does
+    (amount-weighted site fractions), batched over the conditions.
+    """
+    counts = torch.bincount(candidates.phase_of, minlength=len(candidates.phases))
+    first = torch.cumsum(counts, 0) - counts
+    valid = (hull.points >= 0) & (hull.weights > 1e-12)
+    safe = hull.points.clamp(min=0)
+    phase_index = candidates.phase_of[safe]
+    local = safe - first[phase_index]
+    n, c = hull.points.shape
+    width = max(y.shape[1] for y in candidates.site_fractions)
+    # Site fractions of each hull point, zero-padded to one width: (N, C, width).
+    padded = torch.zeros(n, c, width, dtype=torch.float64)
+    for p, y in enumerate(candidates.site_fractions):
+        slots = phase_index == p
+        padded[slots, : y.shape[1]] = y[local[slots]]
+    weights = hull.weights.clone()
+    merged_into = torch.zeros(n, c, dtype=torch.bool)
+    for b in range(c):
+        for a in range(b):
+            merge = (
+                valid[:, a]
+                & valid[:, b]
+                & (phase_index[:, a] == phase_index[:, b])
+                & ((padded[:, a] - padded[:, b]).abs().amax(dim=1) < SAME_SET_TOL)
+            )
+            if not bool(merge.any()):
+                continue
+            total = weights[:, a] + weights[:, b]
+            average = (padded[:, a] * weights[:, a, None] + padded[:, b] * weights[:, b, None]) / (
+                total[:, None]
+            )
+            padded[:, a] = torch.where(merge[:, None], average, padded[:, a])
+            weights[:, a] = torch.where(merge, total, weights[:, a])
+            valid[:, b] &= ~merge
+            merged_into[:, a] |= merge
+    rows_of = [y.unbind(0) for y in candidates.site_fractions]
+    changed = merged_into.any(dim=1).tolist()
+    states = []
+    for row, (ok, phases, locals_, amounts, was_merged) in enumerate(
+        zip(
+            valid.tolist(),
+            phase_index.tolist(),
+            local.tolist(),
+            weights.tolist(),
+            changed,
+            strict=True,
+        )
+    ):
+        states.append(
+            [
+                CompositionSet(
+                    candidates.phases[p],
+                    padded[row, slot, : candidates.site_fractions[p].shape[1]].clone()
+                    if was_merged
+                    else rows_of[p][i],
+                    w,
+                )
+                for slot, (keep, p, i, w) in enumerate(
+                    zip(ok, phases, locals_, amounts, strict=True)
+                )
+                if keep
+            ]
+        )
+    return states
+
+
+def _mergeable_rows(layout: Layout, z: torch.Tensor) -> torch.Tensor:
+    """(B,) rows of z in which two sets of one phase are within SAME_SET_TOL."""
+    mergeable = torch.zeros(z.shape[0], dtype=torch.bool)
+    for a in range(layout.n_sets):
+        for b in range(a + 1, layout.n_sets):
+            if layout.phases[a] == layout.phases[b]:
+                ya, yb = z[:, layout.y_slices[a]], z[:, layout.y_slices[b]]
+                mergeable |= (ya - yb).abs().amax(dim=1) < SAME_SET_TOL
+    return mergeable
 
 
 def _validated_conditions(
@@ -231,14 +299,6 @@ def _retry_without_smallest(
     return None
 
 
-def _sets_of(layout: Layout, z: torch.Tensor, row: int) -> list[CompositionSet]:
-    """The composition sets of one row of unknowns z."""
-    return [
-        CompositionSet(phase, z[row, ys].clone(), float(z[row, layout.phi.start + s]))
-        for s, (phase, ys) in enumerate(zip(layout.phases, layout.y_slices, strict=True))
-    ]
-
-
 def _round(
     models: Mapping[str, PhaseModel],
     candidates: CandidatePoints,
@@ -267,8 +327,10 @@ def _round(
         arrangement = tuple(s.phase for s in states[n])
         groups[arrangement].append(n)
         history[n].tried.add(arrangement)
-        starts[n] = [CompositionSet(s.phase, s.site_fractions.clone(), s.amount) for s in states[n]]
+        # Sets are never modified in place, so the start is a shallow copy.
+        starts[n] = list(states[n])
     n_elements = mu.shape[1]
+    freedom = {phase: 1 + model.degrees_of_freedom for phase, model in models.items()}
     layouts = []
     for phases, members in groups.items():
         layout = Layout(phases, models, n_elements)
@@ -281,11 +343,11 @@ def _round(
         # Sets of one phase that relaxed to the same tangent point are one set; keeping
         # both would make the Newton system singular.
         keep = []
-        for row, n in enumerate(members):
-            relaxed = _sets_of(layout, z, row)
-            merged = _merge_sets(relaxed)
-            if len(merged) < len(relaxed):
-                states[n] = merged
+        for row, (n, merge) in enumerate(
+            zip(members, _mergeable_rows(layout, z).tolist(), strict=True)
+        ):
+            if merge:
+                states[n] = _merge_sets(layout.unpack(z[row : row + 1])[0])
                 next_pending.append(n)
             else:
                 keep.append(row)
@@ -298,9 +360,8 @@ def _round(
     outcomes = newton(models, problems, pressure, max_iterations)
     for problem, members, outcome in zip(problems, problem_members, outcomes, strict=True):
         layout = problem.layout
-        for row, n in enumerate(members):
-            mu[n] = outcome.z[row, layout.mu]
-            sets = _sets_of(layout, outcome.z, row)
+        mu[members] = outcome.z[:, layout.mu]
+        for row, (n, sets) in enumerate(zip(members, layout.unpack(outcome.z), strict=True)):
             leaving = int(outcome.removed[row])
             if leaving >= 0 and states[n][leaving].added:
                 history[n].rejected.add(layout.phases)
@@ -329,8 +390,11 @@ def _round(
         if checked
         else {}
     )
+    done = [n for n, _, _ in finished]
+    gibbs_of = dict(zip(done, (mu[done] * bulk[done]).sum(dim=1).tolist(), strict=True))
+    mu_of = dict(zip(done, mu[done].unbind(0), strict=True))
     for n, sets, failure in finished:
-        gibbs = float((mu[n] * bulk[n]).sum())
+        gibbs = gibbs_of[n]
         if failure:
             # Newton from this start failed: start again without its smallest set, as
             # long as the rest can still meet the mass balance (enough sets and internal
@@ -340,7 +404,7 @@ def _round(
                 states[n] = retry
                 next_pending.append(n)
                 continue
-            results[n] = PointResult(sets, mu[n].clone(), gibbs, False, failure)
+            results[n] = PointResult(sets, mu_of[n], gibbs, False, failure)
             continue
         # The candidate is never one of `sets`: unstable_sets skips those.
         force, candidate = unstable[n]
@@ -362,12 +426,13 @@ def _round(
         # A set left with no amount (a line compound at exactly its composition beside
         # another phase) is not part of the equilibrium.
         present = [s for s in sets if s.amount > NEGLIGIBLE_AMOUNT] or sets
-        fixed = sum(1 + models[s.phase].degrees_of_freedom for s in present)
-        results[n] = PointResult(present, mu[n].clone(), gibbs, True, "", fixed >= n_elements)
+        fixed = sum(freedom[s.phase] for s in present)
+        results[n] = PointResult(present, mu_of[n], gibbs, True, "", fixed >= n_elements)
     return next_pending
 
 
 @torch.no_grad()
+@paused_cycle_collection()
 def equilibrium(
     models: Mapping[str, PhaseModel],
     temperature: torch.Tensor,
@@ -381,7 +446,8 @@ def equilibrium(
 ) -> EquilibriumResult:
     """Equilibrium of `models` for N conditions: temperature (N,), bulk mole fractions (N, C).
 
-    Elements are ordered as the models' `elements` (alphabetical).
+    Elements are ordered as the models' `elements` (alphabetical). Python's cyclic garbage
+    collector is paused during the call (`paused_cycle_collection`).
     """
     elements = next(iter(models.values())).elements
     bulk, temperature = _validated_conditions(elements, bulk, temperature)
@@ -392,9 +458,7 @@ def equilibrium(
     )
     point_gibbs = candidates.gibbs(models, unique, pressure)[inverse]
     hull = lower_convex_hull(point_gibbs, candidates.composition, bulk)
-    states = [
-        _initial_sets(candidates, hull.points[n], hull.weights[n]) for n in range(len(temperature))
-    ]
+    states = _initial_states(candidates, hull)
     mu = hull.chemical_potentials.clone()
     results: list[PointResult | None] = [None] * len(temperature)
     pending = list(range(len(temperature)))

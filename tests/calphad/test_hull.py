@@ -11,6 +11,7 @@ pycalphad = pytest.importorskip("pycalphad", reason="needs the 'calphad' extra (
 from matforge.calphad import build_phase_models, load_database  # noqa: E402
 from matforge.calphad.hull import (  # noqa: E402
     DRIVING_FORCE_TOL,
+    binary_lower_hull,
     lower_convex_hull,
     sample_points,
 )
@@ -103,3 +104,43 @@ def test_column_generation_reaches_the_exact_lp_optimum() -> None:
         exact = linprog(gibbs.numpy(), A_eq=composition.numpy().T, b_eq=bulk[n].numpy())
         assert exact.status == 0
         assert abs(float(hull.gibbs[n]) - exact.fun) < 1e-6
+
+
+def test_binary_hull_per_temperature_equals_the_lp() -> None:
+    # Three "temperatures" of a wavy binary G with points repeated at equal x (endmembers
+    # of several phases), conditions at the pure elements included.
+    from scipy.optimize import linprog
+
+    generator = torch.Generator().manual_seed(3)
+    x_b = torch.cat(
+        [
+            torch.rand(600, dtype=torch.float64, generator=generator),
+            torch.tensor([0.0, 1.0, 0.0, 1.0]),
+        ]
+    )
+    composition = torch.stack([1 - x_b, x_b], dim=1)
+    waves = torch.stack([torch.sin(k * 9 * x_b) for k in (1, 2, 3)])
+    gibbs = 3000 * waves + 800 * torch.rand(
+        3, x_b.numel(), dtype=torch.float64, generator=generator
+    )
+    fractions = torch.cat([torch.linspace(0, 1, 41, dtype=torch.float64)] * 3)
+    bulk = torch.stack([1 - fractions, fractions], dim=1)
+    rows = torch.arange(3).repeat_interleave(41)
+    shared = lower_convex_hull(gibbs, composition, bulk, rows=rows)
+    lp = lower_convex_hull(gibbs[rows], composition, bulk)  # one row per condition: the LP
+    direct = binary_lower_hull(gibbs, composition, bulk, rows)
+    assert bool(shared.converged.all())
+    assert bool(lp.converged.all())
+    assert shared.iterations == 0  # the per-temperature hull was used
+    assert lp.iterations > 0
+    assert torch.equal(shared.points, direct.points)
+    assert float((shared.gibbs - lp.gibbs).abs().max()) < 1e-6
+    assert float((shared.weights.sum(dim=1) - 1).abs().max()) < 1e-12
+    # mu is the tangent line: every point lies on or above it, the hull points on it.
+    driving = gibbs[rows] - shared.chemical_potentials @ composition.T
+    assert float(driving.min()) > -1e-6
+    used = torch.gather(driving, 1, shared.points)
+    assert float(used.abs().max()) < 1e-6
+    for n in range(0, 123, 7):
+        exact = linprog(gibbs[rows[n]].numpy(), A_eq=composition.numpy().T, b_eq=bulk[n].numpy())
+        assert abs(float(shared.gibbs[n]) - exact.fun) < 1e-6

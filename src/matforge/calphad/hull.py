@@ -19,6 +19,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from matforge.calphad.model import PhaseModel
@@ -32,6 +33,9 @@ _ARTIFICIAL_HEIGHT = 1e6
 _MAX_ENDMEMBERS = 2000
 #: Candidate columns per condition after pricing against all points (see lower_convex_hull).
 _PRICED_COLUMNS = 64
+#: Binary conditions per distinct temperature from which one planar hull per temperature
+#: (`binary_lower_hull`) beats the batched simplex.
+_SHARED_HULL_RATIO = 4
 #: Random points per phase: this times its degrees of freedom squared, at most
 #: `points_per_phase` (150 for a binary solution, 2,000 for four or more).
 SAMPLES_PER_DOF_SQUARED = 150
@@ -151,19 +155,40 @@ def lower_convex_hull(
     composition: torch.Tensor,
     bulk: torch.Tensor,
     *,
+    rows: torch.Tensor | None = None,
     max_iterations: int = 500,
     coarse_stride: int = 8,
 ) -> HullResult:
     """Solve the point-equilibrium LP for N conditions at once.
 
-    gibbs: (N, M) energies of the M candidate points under each condition;
-    composition: (M, C) their mole fractions; bulk: (N, C) the bulk mole fractions.
+    gibbs: (K, M) energies of the M candidate points, one row per distinct temperature;
+    rows: (N,) the row of `gibbs` for each condition (default: K = N, row n for condition n);
+    composition: (M, C) the points' mole fractions; bulk: (N, C) the bulk mole fractions.
 
     Column generation: the simplex first runs on every `coarse_stride`-th point, whose
     (N, M / stride) driving forces are cheap to scan, then goes on from that basis with
     all points; there most conditions are already optimal after one pass, so the exact
-    solution of the full LP costs little more than the coarse one.
+    solution of the full LP costs little more than the coarse one. Binary systems on the
+    CPU whose conditions share temperatures take `binary_lower_hull` instead: the same
+    solution from one planar hull per temperature.
     """
+    if rows is None:
+        rows = torch.arange(gibbs.shape[0], device=gibbs.device)
+    if (
+        composition.shape[1] == 2
+        and gibbs.device.type == "cpu"
+        and gibbs.shape[0] * _SHARED_HULL_RATIO <= rows.shape[0]
+        # Every condition must lie within the points' span (else the LP reports it).
+        and bool((bulk[:, 1] >= composition[:, 1].min()).all())
+        and bool((bulk[:, 1] <= composition[:, 1].max()).all())
+    ):
+        from scipy.spatial import QhullError
+
+        try:
+            return binary_lower_hull(gibbs, composition, bulk, rows)
+        except QhullError:  # degenerate point sets (e.g. collinear): the LP copes
+            pass
+    gibbs = gibbs[rows]
     n, m = gibbs.shape
     c = composition.shape[1]
     dtype, device = gibbs.dtype, gibbs.device
@@ -328,3 +353,61 @@ def _simplex_rows(
     state.basis[pending] = torch.gather(columns, 1, local)
     state.weights[pending] = weights
     return iteration
+
+
+def binary_lower_hull(
+    gibbs: torch.Tensor, composition: torch.Tensor, bulk: torch.Tensor, rows: torch.Tensor
+) -> HullResult:
+    """The point-equilibrium LP of a binary system, from the lower hull of (x_B, G) points.
+
+    With two components the LP's solution at x is the lower convex envelope of the points
+    (x_B,j, G_j) at x: one planar convex hull (Qhull) per row of `gibbs` (a temperature),
+    shared by every condition at that temperature, then a search for the lower edge that
+    spans each condition's x_B. Same inputs and result as `lower_convex_hull`.
+    """
+    from scipy.spatial import ConvexHull
+
+    x = composition[:, 1].numpy()
+    energies = gibbs.numpy()
+    bulk_b = bulk[:, 1].numpy()
+    conditions = rows.numpy()
+    n = bulk_b.shape[0]
+    points = np.zeros((n, 2), dtype=np.int64)
+    weights = np.zeros((n, 2))
+    mu = np.zeros((n, 2))
+    total = np.zeros(n)
+    order = np.argsort(conditions, kind="stable")
+    bounds = np.searchsorted(conditions[order], np.arange(gibbs.shape[0] + 1))
+    for k in range(gibbs.shape[0]):
+        members = order[bounds[k] : bounds[k + 1]]
+        if members.size == 0:
+            continue
+        g = energies[k]
+        # G spans ~1e5 J/mol and x one unit; scaling G (an affine map, same hull) keeps
+        # Qhull's precision checks meaningful.
+        scale = max(float(g.max() - g.min()), 1e-300)
+        hull = ConvexHull(np.column_stack([x, (g - g.min()) / scale]))
+        edges = hull.simplices[hull.equations[:, 1] < 0]  # outward normal points down
+        left = np.where(x[edges[:, 0]] <= x[edges[:, 1]], edges[:, 0], edges[:, 1])
+        right = np.where(x[edges[:, 0]] <= x[edges[:, 1]], edges[:, 1], edges[:, 0])
+        by_x = np.argsort(x[left])
+        left, right = left[by_x], right[by_x]
+        edge = np.searchsorted(x[left], bulk_b[members], side="right") - 1
+        edge = np.clip(edge, 0, left.size - 1)
+        i, j = left[edge], right[edge]
+        span = x[j] - x[i]
+        share = np.clip((bulk_b[members] - x[i]) / span, 0.0, 1.0)
+        slope = (g[j] - g[i]) / span
+        mu_a = g[i] - slope * x[i]
+        points[members] = np.column_stack([i, j])
+        weights[members] = np.column_stack([1.0 - share, share])
+        mu[members] = np.column_stack([mu_a, mu_a + slope])
+        total[members] = (1.0 - share) * g[i] + share * g[j]
+    return HullResult(
+        torch.from_numpy(points),
+        torch.from_numpy(weights),
+        torch.from_numpy(mu),
+        torch.from_numpy(total),
+        torch.ones(n, dtype=torch.bool),
+        0,
+    )

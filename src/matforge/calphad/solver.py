@@ -303,6 +303,7 @@ def _round(
     models: Mapping[str, PhaseModel],
     candidates: CandidatePoints,
     point_gibbs: torch.Tensor,
+    gibbs_row: torch.Tensor,
     states: list[list[CompositionSet]],
     mu: torch.Tensor,
     results: list[PointResult | None],
@@ -315,7 +316,9 @@ def _round(
 ) -> list[int]:
     """One round for the pending conditions: relax, Newton, then remove or add sets.
 
-    Conditions that share an arrangement of composition sets are solved as one batch; the
+    `point_gibbs` (K, M) holds the candidates' G at each distinct temperature, row
+    `gibbs_row[n]` for condition n. Conditions that share an arrangement of composition
+    sets are solved as one batch; the
     relaxation and the stability check are batched over all conditions of the round.
     `history` holds what each condition has tried so far, to break cycles. Returns the
     conditions that need another round.
@@ -378,7 +381,7 @@ def _round(
                 unstable_sets(
                     models,
                     candidates,
-                    point_gibbs[checked],
+                    point_gibbs[gibbs_row[checked]],
                     mu[checked],
                     temperature[checked],
                     pressure,
@@ -456,8 +459,8 @@ def equilibrium(
     candidates = sample_points(
         models, points_per_phase, generator=torch.Generator().manual_seed(seed)
     )
-    point_gibbs = candidates.gibbs(models, unique, pressure)[inverse]
-    hull = lower_convex_hull(point_gibbs, candidates.composition, bulk)
+    point_gibbs = candidates.gibbs(models, unique, pressure)  # (K, M), K temperatures
+    hull = lower_convex_hull(point_gibbs, candidates.composition, bulk, rows=inverse)
     states = _initial_states(candidates, hull)
     mu = hull.chemical_potentials.clone()
     results: list[PointResult | None] = [None] * len(temperature)
@@ -468,6 +471,7 @@ def equilibrium(
             models,
             candidates,
             point_gibbs,
+            inverse,
             states,
             mu,
             results,

@@ -187,16 +187,20 @@ def unstable_sets(
         for rows, sites in layers:
             masked[rows] = masked[rows].masked_fill(_near(points, sites), torch.inf)
         starts, start_rows = [], []
+        # Masking only raises values: a condition without a start below the margin now
+        # has none later either, so the search narrows to the conditions still in it.
+        rows = torch.arange(batch)
         for _ in range(STABILITY_STARTS):
             value, local = masked.min(dim=1)
-            rows = torch.nonzero(value < margin).flatten()
-            if rows.numel() == 0:
+            below = value < margin
+            if not bool(below.any()):
                 break
-            chosen = points[local[rows]]
+            rows, masked = rows[below], masked[below]
+            chosen = points[local[below]]
             starts.append(chosen)
             start_rows.append(rows)
             # The next start lies away from this one: another basin of G - mu . x.
-            masked[rows] = masked[rows].masked_fill(_near(points, chosen), torch.inf)
+            masked = masked.masked_fill(_near(points, chosen), torch.inf)
         if not starts:
             continue
         rows = torch.cat(start_rows)

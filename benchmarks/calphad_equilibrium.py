@@ -1,6 +1,6 @@
 """pycalphad vs matforge equilibria on the same grids: seconds, ratio, agreement.
 
-    python benchmarks/calphad_equilibrium.py [--multicomponent-temperatures 5]
+    python benchmarks/calphad_equilibrium.py [--multicomponent-temperatures 5] [--repeats 5]
 
 Binary: Al-Zn (alzn_mey), 40 compositions x 25 temperatures = 1,000 points.
 Five components: Co-Cr-Fe-Mn-Ni (bundled mf-steel slice; LIQUID, FCC_A1, BCC_A2, HCP_A3,
@@ -8,10 +8,13 @@ SIGMA_D8B), mole fractions of Co, Cr, Mn, Ni in {0.05, 0.15, 0.25, 0.35} (Fe the
 at the given number of temperatures (221 combinations with Fe >= 0 per temperature, so
 the default 5 temperatures give 1,105 points).
 "Cold" includes building/compiling the models and the first solve (for the numba CPU
-backend also compiling its kernels, into an empty cache directory); "warm" is a second
-solve of the same grid in the same process. Each CPU backend is timed: numpy (the
-default) and numba (with the `jit` extra). The BENCHMARK line's speedups are those of
-the faster backend, named in backend_*. Needs the `reference` extra (pycalphad).
+backend also compiling its kernels, into an empty cache directory). "Warm" is the median
+of further solves of the same grid in the same process, run in rounds of pycalphad and
+each matforge backend in turn (--repeats rounds for the binary, whose runs are short
+enough to be disturbed by a garbage collection or a noisy neighbour; one for the
+five-component grid). Each CPU backend is timed: numpy (the default) and numba (with the
+`jit` extra). The BENCHMARK line's speedups are those of the faster backend, named in
+backend_*. Needs the `reference` extra (pycalphad).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 import warnings
@@ -43,9 +47,10 @@ def backends() -> list[str]:
     return ["numpy", "numba"]
 
 
-def timed_matforge(name, elements, phases, grid, backend):
-    """(cold s, warm s, result); cold builds the models and, for numba, compiles the
-    kernels into an empty cache directory, so it includes all first-call compilation."""
+def cold_matforge(name, elements, phases, grid, backend):
+    """(cold s, models): building the models and the first solve; for numba also compiling
+    the kernels into an empty cache directory, so it includes all first-call compilation
+    (compiled kernels stay loaded in the process for the warm runs)."""
     with tempfile.TemporaryDirectory() as cache:
         os.environ["MATFORGE_CACHE_DIR"] = cache
         set_cpu_backend(backend)
@@ -53,26 +58,40 @@ def timed_matforge(name, elements, phases, grid, backend):
         models = build_phase_models(load_database(name), elements, phases)
         equilibrium(models, grid.temperature, grid.bulk)
         cold = time.perf_counter() - start
-        start = time.perf_counter()
-        ours = equilibrium(models, grid.temperature, grid.bulk)
-        warm = time.perf_counter() - start
     set_cpu_backend("numpy")
-    return cold, warm, ours, models
+    return cold, models
 
 
-def timed_case(name, elements, phases, temperatures, fractions):
+def timed_case(name, elements, phases, temperatures, fractions, repeats):
+    """Cold runs, then `repeats` warm rounds of pycalphad and each backend in turn, so a
+    slow spell of the machine falls on all of them alike; medians are reported."""
     database = load_database(name)
     grid = condition_grid(elements, temperatures, fractions)
-    runs = {b: timed_matforge(name, elements, phases, grid, b) for b in backends()}
-    _, _, ours, models = runs["numpy"]
+    colds = {b: cold_matforge(name, elements, phases, grid, b) for b in backends()}
+    models = colds["numpy"][1]
+    phases_used = sorted(models)
     reference, theirs_cold = run_pycalphad(
-        database, sorted(elements), sorted(models), temperatures, fractions
+        database, sorted(elements), phases_used, temperatures, fractions
     )
-    reference, theirs_warm = run_pycalphad(
-        database, sorted(elements), sorted(models), temperatures, fractions
-    )
+    theirs, ours = [], {b: [] for b in backends()}
+    results = {}
+    for _ in range(repeats):
+        reference, seconds = run_pycalphad(
+            database, sorted(elements), phases_used, temperatures, fractions
+        )
+        theirs.append(seconds)
+        for backend in backends():
+            set_cpu_backend(backend)
+            start = time.perf_counter()
+            results[backend] = equilibrium(colds[backend][1], grid.temperature, grid.bulk)
+            ours[backend].append(time.perf_counter() - start)
+    set_cpu_backend("numpy")
+    theirs_warm = statistics.median(theirs)
+    runs = {
+        b: (colds[b][0], statistics.median(ours[b]), results[b], colds[b][1]) for b in backends()
+    }
     case = {
-        "points": len(ours.points),
+        "points": len(grid.temperature),
         "pycalphad_cold_s": theirs_cold,
         "pycalphad_warm_s": theirs_warm,
     }
@@ -98,6 +117,7 @@ def timed_case(name, elements, phases, temperatures, fractions):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--multicomponent-temperatures", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="warm runs of the binary")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     binary = timed_case(
@@ -106,6 +126,7 @@ def main() -> None:
         None,
         list(np.linspace(400.0, 900.0, 25)),
         {"ZN": [round(v, 4) for v in np.linspace(0.01, 0.99, 40)]},
+        args.repeats,
     )
     levels = [0.05, 0.15, 0.25, 0.35]
     multi = timed_case(
@@ -114,6 +135,7 @@ def main() -> None:
         CANTOR_PHASES,
         list(np.linspace(900.0, 1500.0, args.multicomponent_temperatures)),
         dict.fromkeys(("CO", "CR", "MN", "NI"), levels),
+        1,
     )
     header = (
         f"{'case':<22}{'backend':>8}{'points':>7}{'pycalphad s':>13}{'matforge s':>12}{'ratio':>8}"

@@ -131,8 +131,8 @@ class PhaseModel:
         pressure: torch.Tensor | float = STANDARD_PRESSURE,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Molar Gibbs energy (N,) and mole fractions of `elements` (N, n_elements)."""
-        outputs = self.program(self._inputs(y, temperature, pressure))
-        return outputs[0], torch.stack(outputs[1:], dim=1)
+        outputs = self.program.stacked(self._inputs(y, temperature, pressure))
+        return outputs[:, 0], outputs[:, 1:]
 
     def gibbs(
         self,

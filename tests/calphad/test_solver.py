@@ -157,3 +157,38 @@ def test_five_component_cantor_system_matches_pycalphad() -> None:
             assert ours[phase] == pytest.approx(amount, abs=1e-4)
         mu = np.asarray(reference.MU).ravel()
         np.testing.assert_allclose(point.chemical_potentials.numpy(), mu, atol=1.0)
+
+
+def test_unconverged_conditions_are_solved_again_from_a_new_sample(monkeypatch) -> None:
+    from matforge.calphad import solver
+
+    models = build_phase_models("alzn_mey", ["AL", "ZN"])
+    real_solve = solver._solve
+    seeds = []
+
+    def first_pass_fails_at_one(models, temperature, bulk, *options):
+        seeds.append((options[-1], len(temperature)))
+        points = real_solve(models, temperature, bulk, *options)
+        if options[-1] == 0:
+            points[1] = solver.PointResult(
+                points[1].sets, points[1].chemical_potentials, 0.0, False, "x"
+            )
+        return points
+
+    monkeypatch.setattr(solver, "_solve", first_pass_fails_at_one)
+    bulk = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]], dtype=torch.float64)
+    result = equilibrium(models, torch.tensor(600.0), bulk)
+    assert seeds == [(0, 3), (1, 1)]  # only the failed condition, with the next seed
+    assert all(p.converged for p in result.points)
+    assert abs(result.points[1].gibbs) > 1e3  # the restart's answer, not the failed one
+
+
+def test_two_ordered_sets_beside_l12_converge() -> None:
+    # A hard start: the hull gives B2 + sigma + B2 + Al3Ni5, the answer is two B2 sets and
+    # L12; whether the first pass gets there depended on rounding (hash seed) before
+    # restarts were added.
+    models = build_phase_models("alcocrni", ["AL", "CO", "CR", "NI"])
+    bulk = torch.tensor([[0.25, 0.05, 0.35, 0.35]], dtype=torch.float64)
+    point = equilibrium(models, torch.tensor(900.0), bulk).points[0]
+    assert point.converged, point.reason
+    assert sorted(point.phase_fractions()) == ["BCC_B2", "BCC_B2#2", "L12_FCC"]

@@ -446,16 +446,44 @@ def equilibrium(
     max_iterations: int = 60,
     max_rounds: int = 16,
     seed: int = 0,
+    restarts: int = 2,
 ) -> EquilibriumResult:
     """Equilibrium of `models` for N conditions: temperature (N,), bulk mole fractions (N, C).
 
-    Elements are ordered as the models' `elements` (alphabetical). Python's cyclic garbage
-    collector is paused during the call (`paused_cycle_collection`).
+    Elements are ordered as the models' `elements` (alphabetical). A condition that does
+    not converge is solved again from a hull of freshly sampled points (seed + 1, ...), up
+    to `restarts` times: near a hard start (two ordered sets and a third phase, say) the
+    path of phase additions and removals depends on the sample, and on rounding. Python's
+    cyclic garbage collector is paused during the call (`paused_cycle_collection`).
     """
     elements = next(iter(models.values())).elements
     bulk, temperature = _validated_conditions(elements, bulk, temperature)
+    warn_outside_ranges(models, torch.unique(temperature).tolist())
+    options = (pressure, points_per_phase, max_iterations, max_rounds)
+    points = _solve(models, temperature, bulk, *options, seed)
+    for attempt in range(1, restarts + 1):
+        failed = [n for n, p in enumerate(points) if not p.converged]
+        if not failed:
+            break
+        again = _solve(models, temperature[failed], bulk[failed], *options, seed + attempt)
+        for n, point in zip(failed, again, strict=True):
+            if point.converged:
+                points[n] = point
+    return EquilibriumResult(tuple(elements), temperature, bulk, points)
+
+
+def _solve(
+    models: Mapping[str, PhaseModel],
+    temperature: torch.Tensor,
+    bulk: torch.Tensor,
+    pressure: float,
+    points_per_phase: int,
+    max_iterations: int,
+    max_rounds: int,
+    seed: int,
+) -> list[PointResult]:
+    """One pass of the solver: hull start from sampled points, then rounds."""
     unique, inverse = torch.unique(temperature, return_inverse=True)
-    warn_outside_ranges(models, unique.tolist())
     candidates = sample_points(
         models, points_per_phase, generator=torch.Generator().manual_seed(seed)
     )
@@ -492,6 +520,4 @@ def equilibrium(
             False,
             "phase set did not settle",
         )
-    return EquilibriumResult(
-        tuple(elements), temperature, bulk, [r for r in results if r is not None]
-    )
+    return [r for r in results if r is not None]

@@ -54,7 +54,8 @@ PARTS: tuple[Part, ...] = (
         "matforge.calphad",
         ("calphad",),
         progress="Gibbs energies, batched equilibrium, IFT gradients, design and CLI; "
-        "agrees with pycalphad on 5 databases; 10x on binaries in progress",
+        "agrees with pycalphad on 5 databases; 11-17x faster with the numba backend "
+        "(6-9x with NumPy); GPU (device='cuda') untested, in progress",
     ),
     Part(
         "design",

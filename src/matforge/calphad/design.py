@@ -32,6 +32,7 @@ from matforge.calphad.solver import equilibrium
 from matforge.core.config import JobConfig
 from matforge.core.errors import ConfigError
 from matforge.core.progress import track
+from matforge.core.simplex import check_bounds, project
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -92,27 +93,8 @@ class DesignConfig(JobConfig):
 def box_bounds(config: DesignConfig, elements: tuple[str, ...]) -> torch.Tensor:
     """(C, 2) lower and upper mole fraction of each element (default 0 and 1)."""
     limits = torch.tensor([config.bounds.get(e, (0.0, 1.0)) for e in elements], dtype=torch.float64)
-    if float(limits[:, 0].sum()) > 1 + 1e-12 or float(limits[:, 1].sum()) < 1 - 1e-12:
-        raise ConfigError(
-            f"bounds {config.bounds} leave no composition summing to 1 "
-            f"(lower bounds sum to {float(limits[:, 0].sum()):.4g}, upper to "
-            f"{float(limits[:, 1].sum()):.4g})"
-        )
+    check_bounds(limits[:, 0], limits[:, 1], 1.0, list(elements))
     return limits
-
-
-def project(x: torch.Tensor, limits: torch.Tensor, iterations: int = 60) -> torch.Tensor:
-    """Euclidean projection of rows of x onto {sum x = 1, low <= x <= high} (bisection)."""
-    low, high = limits[:, 0], limits[:, 1]
-    lam_low = (x - high).amin(dim=1) - 1.0
-    lam_high = (x - low).amax(dim=1) + 1.0
-    for _ in range(iterations):
-        lam = 0.5 * (lam_low + lam_high)
-        total = (x - lam[:, None]).clamp(min=low, max=high).sum(dim=1)
-        too_much = total > 1
-        lam_low = torch.where(too_much, lam, lam_low)
-        lam_high = torch.where(too_much, lam_high, lam)
-    return (x - 0.5 * (lam_low + lam_high)[:, None]).clamp(min=low, max=high)
 
 
 @dataclass

@@ -62,6 +62,8 @@ PARTS: tuple[Part, ...] = (
         "Constrained Bayesian optimization of alloys (EI x PoF)",
         "matforge.design",
         ("bo", "calphad"),
+        progress="design space (bounded simplex, fixed elements, BoTorch constraints); "
+        "surrogates, CALPHAD feasibility, acquisitions and the loop not yet built",
     ),
     Part("pinn", "PINNs for inverse problems in layered elastic composites", "matforge.pinn"),
     Part(

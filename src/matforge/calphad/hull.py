@@ -388,8 +388,9 @@ def binary_lower_hull(
         scale = max(float(g.max() - g.min()), 1e-300)
         hull = ConvexHull(np.column_stack([x, (g - g.min()) / scale]))
         edges = hull.simplices[hull.equations[:, 1] < 0]  # outward normal points down
-        left = np.where(x[edges[:, 0]] <= x[edges[:, 1]], edges[:, 0], edges[:, 1])
-        right = np.where(x[edges[:, 0]] <= x[edges[:, 1]], edges[:, 1], edges[:, 0])
+        in_order = x[edges[:, 0]] <= x[edges[:, 1]]
+        left = np.where(in_order, edges[:, 0], edges[:, 1])
+        right = np.where(in_order, edges[:, 1], edges[:, 0])
         by_x = np.argsort(x[left])
         left, right = left[by_x], right[by_x]
         edge = np.searchsorted(x[left], bulk_b[members], side="right") - 1

@@ -256,33 +256,32 @@ def newton(
     """
     clusters = _clusters(problems)
     states = [_NewtonState.start(_joined([problems[i] for i in c])) for c in clusters]
+    runs = [_phase_runs([problems[i] for i in c]) for c in clusters]
     for iteration in range(max_iterations):
         active = [
-            (state, c)
-            for state, c in zip(states, clusters, strict=True)
+            (state, slots)
+            for state, slots in zip(states, runs, strict=True)
             if not bool(state.done.all())
         ]
         if not active:
             break
-        requests = []
-        for state, cluster in active:
-            start = 0
-            for i in cluster:
-                layout, rows = problems[i].layout, problems[i].z.shape[0]
-                block = state.z[start : start + rows]
-                for phase, ys in zip(layout.phases, layout.y_slices, strict=True):
-                    requests.append(
-                        (phase, block[:, ys], problems[i].temperature, block[:, layout.mu])
-                    )
-                start += rows
+        requests = [
+            (
+                phase,
+                state.z[start:stop, ys],
+                state.problem.temperature[start:stop],
+                state.z[start:stop, state.problem.layout.mu],
+            )
+            for state, slots in active
+            for ys, slot in zip(state.problem.layout.y_slices, slots, strict=True)
+            for phase, start, stop in slot
+        ]
         derivatives = iter(_derivatives_by_phase(models, requests, pressure))
-        for state, cluster in active:
-            layout = state.problem.layout
-            parts = [[next(derivatives) for _ in range(layout.n_sets)] for _ in cluster]
-            sets = [_joined_derivatives([part[s] for part in parts]) for s in range(layout.n_sets)]
+        for state, slots in active:
+            sets = [_joined_derivatives([next(derivatives) for _ in slot]) for slot in slots]
             state.step(
                 iteration,
-                layout.system(
+                state.problem.layout.system(
                     state.z, state.problem.temperature, state.problem.bulk, pressure, sets
                 ),
             )
@@ -299,6 +298,25 @@ def newton(
             )
             start = stop
     return outcomes  # type: ignore[return-value]
+
+
+def _phase_runs(problems: Sequence[NewtonProblem]) -> list[list[tuple[str, int, int]]]:
+    """Per set slot of joined problems: (phase, first row, end row) runs of one phase.
+
+    Consecutive problems with the same phase in a slot form one run, so its derivatives
+    are requested (and joined again) once.
+    """
+    slots: list[list[tuple[str, int, int]]] = [[] for _ in problems[0].layout.phases]
+    start = 0
+    for problem in problems:
+        stop = start + problem.z.shape[0]
+        for slot, phase in zip(slots, problem.layout.phases, strict=True):
+            if slot and slot[-1][0] == phase:
+                slot[-1] = (phase, slot[-1][1], stop)
+            else:
+                slot.append((phase, start, stop))
+        start = stop
+    return slots
 
 
 def _joined_derivatives(parts: Sequence[PhaseDerivatives]) -> PhaseDerivatives:

@@ -318,8 +318,8 @@ def _round(
 
     `point_gibbs` (K, M) holds the candidates' G at each distinct temperature, row
     `gibbs_row[n]` for condition n. Conditions that share an arrangement of composition
-    sets are solved as one batch; the
-    relaxation and the stability check are batched over all conditions of the round.
+    sets are solved as one batch; the relaxation and the stability check are batched over
+    all conditions of the round.
     `history` holds what each condition has tried so far, to break cycles. Returns the
     conditions that need another round.
     """

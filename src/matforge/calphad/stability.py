@@ -247,8 +247,9 @@ def relax_margin(dof: int, samples: int) -> float:
     Between samples spaced h apart, G - mu . x can dip below the best nearby sample by about
     curvature * h**2. Measured on the agreement grids (Al-Zn, Cu-Mg, Al-Ni, Al-Co-Cr-Ni,
     Co-Cr-Fe-Mn-Ni), the smallest margin that changed no stability verdict was 50 J/mol for
-    phases with 1-2 degrees of freedom, 200 for 3, 1000 for 4 and 5000 for 8; this
-    formula gives 200, 940, 2700 and 5000 with the default sampling.
+    phases with 1-2 degrees of freedom, 200 for 3, 1000 for 4 and 5000 for 8. With the
+    default sampling this gives 20 (the floor; curvature * h**2 is ~3) for 1, ~170 for 2,
+    ~940 for 3, ~2700 for 4 and the 5000 cap from 5 on.
     """
     if dof == 0:
         return RELAX_MARGIN

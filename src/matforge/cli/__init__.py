@@ -59,9 +59,10 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import calphad, data, doctor
+    from matforge.cli import calphad, data, design, doctor
 
     app.command("doctor")(doctor.doctor)
+    app.command("design")(design.design)
     app.add_typer(data.app, name="data")
     app.add_typer(calphad.app, name="calphad")
 

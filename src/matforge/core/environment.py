@@ -62,8 +62,8 @@ PARTS: tuple[Part, ...] = (
         "Constrained Bayesian optimization of alloys (EI x PoF)",
         "matforge.design",
         ("bo", "calphad"),
-        progress="design space (bounded simplex, fixed elements, BoTorch constraints); "
-        "surrogates, CALPHAD feasibility, acquisitions and the loop not yet built",
+        progress="matforge design: GP / deep-ensemble surrogates, CALPHAD PoF, EI x PoF, "
+        "penalty, EI and random acquisitions, synthetic / table / callable oracles",
     ),
     Part("pinn", "PINNs for inverse problems in layered elastic composites", "matforge.pinn"),
     Part(

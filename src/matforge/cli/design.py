@@ -1,0 +1,68 @@
+"""`matforge design CONFIG.yaml`: constrained Bayesian optimization of alloy compositions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from matforge.cli._output import JsonFlag, print_json, stdout_console
+
+
+def design(
+    config_path: Annotated[Path, typer.Argument(help="YAML settings (see examples/).")],
+    override: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Propose alloys actively (EI x CALPHAD feasibility, penalty, EI or random) and report
+    the best feasible ones."""
+    import importlib.util
+
+    from matforge.core.config import load_config
+    from matforge.core.errors import MatforgeError
+    from matforge.core.progress import is_quiet
+
+    missing = [
+        m for m in ("botorch", "gpytorch", "pycalphad") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise MatforgeError(
+            f"matforge design needs {', '.join(missing)}: pip install 'matforge[calphad,bo]'"
+        )
+    from matforge.design.job import DesignJobConfig, run_design_job
+    from matforge.design.report import write_design_run
+
+    config = load_config(config_path, DesignJobConfig, override or [])
+    result = run_design_job(config, show_progress=not is_quiet() and not json_output)
+    run, metrics = write_design_run(result)
+    metrics["run"] = str(run.path)
+    if json_output:
+        print_json(metrics)
+        return
+    console = stdout_console()
+    best = result.best_feasible()
+    if not best:
+        console.print(
+            f"no feasible alloy among {len(result.history.x)} evaluations; see {run.path}"
+        )
+        return
+    elements = result.history.elements
+    console.print(
+        f"best feasible alloys after {len(result.history.x)} evaluations "
+        f"({metrics['feasible_evaluations']} feasible, strategy {config.strategy}):"
+    )
+    for rank, row in enumerate(best, 1):
+        formula = " ".join(
+            f"{e}{100 * row[f'x_{e}']:.1f}" for e in elements if row[f"x_{e}"] > 5e-4
+        )
+        console.print(f"  {rank}. {formula}  objective {row['objective']:.2f}")
+    if result.calibration is not None:
+        c = result.calibration
+        console.print(
+            f"surrogate ({c.folds}-fold CV on the evaluated alloys): MAE {c.mae:.3g}, "
+            f"90% interval coverage {c.coverage_90:.2f}"
+        )
+    console.print(f"wrote {run.path}")

@@ -1,0 +1,169 @@
+"""Feasibility of a composition from CALPHAD: is the target phase the only one present?
+
+`CalphadFeasibility` solves the equilibrium (matforge's batched solver, `calphad`) at a
+design temperature and reports the target phase's fraction. A thermodynamic database is a
+model with errors of its own, so the probability of feasibility (PoF) is an expectation over
+a perturbed temperature, T' ~ N(T, sigma_T^2): a shift of the temperature is the simplest
+stand-in for an error in the relative Gibbs energies of the competing phases (an error dG
+in a phase's energy moves its boundary like a temperature shift of dG / dS). The expectation
+uses Gauss-Hermite nodes, so PoF is deterministic and the same composition always gets the
+same value:
+
+    PoF(x) = sum_k w_k 1[f_target(x, T + sigma_T z_k) >= threshold]
+
+`soft_probability` replaces the indicator with a logistic of the phase fraction and carries
+autograd through the solver's implicit-function-theorem derivatives (`calphad.gradients`):
+d PoF / d x is non-zero only where some node sees a two-phase state; inside a single-phase
+region the phase fraction is exactly 1 and its derivative 0 (documented behaviour of the
+IFT gradient at phase boundaries, see `calphad.gradients`).
+
+Results are cached per composition (rounded to 1e-9), because a design loop asks for the
+same candidates many times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from matforge.core.errors import ConfigError
+
+#: A target-phase fraction at or above this counts as single phase (the solver reports
+#: fractions like 0.9999999999 for a single-phase state).
+SINGLE_PHASE_THRESHOLD = 0.999
+
+
+@runtime_checkable
+class FeasibilityModel(Protocol):
+    """Anything that gives a probability of feasibility for compositions (n, d)."""
+
+    def probability(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def is_feasible(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def gauss_hermite_normal(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z_k and weights w_k with sum w_k g(z_k) ~ E[g(Z)], Z ~ N(0, 1)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n)
+    return nodes, weights / weights.sum()
+
+
+@dataclass
+class CalphadFeasibility:
+    """Target-phase feasibility from equilibrium calculations (see module docstring).
+
+    `elements` are the design's element symbols in design order ("Co", "Cr", ...); the
+    CALPHAD components are their upper-case names, in the models' (alphabetical) order.
+    """
+
+    models: Mapping[str, object]
+    elements: tuple[str, ...]
+    phase: str
+    temperature: float
+    temperature_sigma: float = 0.0
+    nodes: int = 3
+    threshold: float = SINGLE_PHASE_THRESHOLD
+    softness: float = 0.01
+    _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.phase not in self.models:
+            raise ConfigError(
+                f"feasibility phase {self.phase!r} is not among the CALPHAD phases "
+                f"{sorted(self.models)}"
+            )
+        calphad_elements = list(next(iter(self.models.values())).elements)  # type: ignore[attr-defined]
+        wanted = [e.upper() for e in self.elements]
+        if sorted(wanted) != calphad_elements:
+            raise ConfigError(
+                f"design elements {list(self.elements)} do not match the CALPHAD "
+                f"components {calphad_elements}"
+            )
+        self._order = [wanted.index(c) for c in calphad_elements]
+        if self.temperature_sigma > 0:
+            z, w = gauss_hermite_normal(self.nodes)
+        else:
+            z, w = np.zeros(1), np.ones(1)
+        self.temperatures = self.temperature + self.temperature_sigma * z
+        self.weights = w
+        self._column = sorted(self.models).index(self.phase)
+
+    @classmethod
+    def from_database(
+        cls,
+        database: str,
+        elements: Sequence[str],
+        phase: str,
+        temperature: float,
+        *,
+        phases: Sequence[str] | None = None,
+        **options: float,
+    ) -> CalphadFeasibility:
+        from matforge.calphad import build_phase_models
+
+        models = build_phase_models(database, [e.upper() for e in elements], phases)
+        return cls(models, tuple(elements), phase.upper(), temperature, **options)
+
+    def _calphad_bulk(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self._order].to(torch.float64)
+
+    def _solve(self, x: torch.Tensor, temperatures: np.ndarray) -> torch.Tensor:
+        """Target-phase fraction (n, len(temperatures)); unconverged conditions give NaN."""
+        from matforge.calphad import equilibrium, sensitivities
+
+        n, k = len(x), len(temperatures)
+        bulk = self._calphad_bulk(x).repeat(k, 1)
+        temps = torch.tensor(np.repeat(temperatures, n), dtype=torch.float64)
+        result = equilibrium(self.models, temps, bulk)
+        amounts = sensitivities(self.models, result).amounts[:, self._column]
+        amounts = torch.where(result.converged, amounts, torch.nan)
+        return amounts.reshape(k, n).T
+
+    def phase_fractions(self, x: torch.Tensor) -> torch.Tensor:
+        """Target-phase fraction at each quadrature temperature, (n, nodes); cached."""
+        x = torch.as_tensor(x, dtype=torch.float64).detach().reshape(-1, len(self.elements))
+        keys = [tuple(np.round(row * 1e9).astype(np.int64).tolist()) for row in x.numpy()]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            fractions = self._solve(x[missing], self.temperatures).numpy()
+            for i, row in zip(missing, fractions, strict=True):
+                self._cache[keys[i]] = row
+        return torch.tensor(np.stack([self._cache[key] for key in keys]), dtype=torch.float64)
+
+    def probability(self, x: torch.Tensor) -> torch.Tensor:
+        """PoF for compositions (..., d), quadrature over the temperature; no gradient."""
+        shape = x.shape[:-1]
+        fractions = self.phase_fractions(x)
+        single = (fractions >= self.threshold).to(torch.float64)  # NaN compares False
+        weights = torch.tensor(self.weights, dtype=torch.float64)
+        return (single @ weights).reshape(shape)
+
+    def is_feasible(self, x: torch.Tensor) -> torch.Tensor:
+        """Ground truth at the design temperature itself (no perturbation)."""
+        shape = x.shape[:-1]
+        x = torch.as_tensor(x, dtype=torch.float64).reshape(-1, len(self.elements))
+        fraction = self._solve(x, np.array([self.temperature]))[:, 0]
+        return (fraction >= self.threshold).reshape(shape)
+
+    def second_phase_fraction(self, x: torch.Tensor) -> torch.Tensor:
+        """Expected amount of phases other than the target, E_T[1 - f_target]."""
+        shape = x.shape[:-1]
+        fractions = self.phase_fractions(x).nan_to_num(0.0)
+        weights = torch.tensor(self.weights, dtype=torch.float64)
+        return ((1 - fractions) @ weights).reshape(shape)
+
+    def soft_probability(self, x: torch.Tensor) -> torch.Tensor:
+        """Smooth PoF with autograd through the equilibrium (IFT derivatives), (n,)."""
+        from matforge.calphad import differentiable_equilibrium
+
+        n, k = x.shape[0], len(self.temperatures)
+        bulk = x[:, self._order].to(torch.float64).repeat(k, 1)
+        temps = torch.tensor(np.repeat(self.temperatures, n), dtype=torch.float64)
+        amounts, _, _ = differentiable_equilibrium(self.models, temps, bulk)
+        fraction = amounts[:, self._column].reshape(k, n).T
+        soft = torch.sigmoid((fraction - self.threshold) / self.softness)
+        return soft @ torch.tensor(self.weights, dtype=torch.float64)

@@ -1,0 +1,218 @@
+"""`matforge design CONFIG.yaml`: settings, assembly of the pieces, and the run directory.
+
+`DesignJobConfig` is the YAML schema (see examples/design_cantor.yaml); `run_design_job`
+builds the design space, oracle, feasibility model and surrogate from it, runs the loop and
+returns a `DesignJobResult`; `write_design_run` writes history.csv, best_feasible.csv,
+predictions.csv, metrics.json and the plots (convergence, chosen compositions,
+feasibility map on a 2D slice).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from matforge.core.config import JobConfig, StrictModel
+from matforge.core.errors import ConfigError
+from matforge.design.feasibility import CalphadFeasibility
+from matforge.design.loop import DesignHistory, LoopSettings, run_loop
+from matforge.design.oracles import CallableOracle, SyntheticHEAOracle, TableOracle
+from matforge.design.space import DesignSpace
+from matforge.design.strength import VarvenneCurtin
+from matforge.design.surrogates import Calibration, cross_validate, make_surrogate
+
+Bounds = tuple[float, float]
+
+
+class OracleConfig(StrictModel):
+    kind: Literal["synthetic-hea", "table", "callable"] = "synthetic-hea"
+    temperature: float = Field(300.0, gt=0, description="strength test temperature, K")
+    strain_rate: float = Field(1e-3, gt=0, description="1/s")
+    table: Path | None = Field(
+        None, description="CSV (one column per element + objective), or 'mpea' (bundled)"
+    )
+    objective_column: str = "objective"
+    feasible_column: str | None = None
+    function: str | None = Field(None, description="'module:function' for kind callable")
+
+
+class FeasibilityConfig(StrictModel):
+    database: str = Field(description="TDB file or bundled data set name")
+    phases: list[str] | None = None
+    phase: str = "FCC_A1"
+    temperature: float = Field(1000.0, gt=0, description="K")
+    temperature_sigma: float = Field(25.0, ge=0, description="K, spread for PoF")
+    nodes: int = Field(3, ge=1, le=20, description="Gauss-Hermite nodes over T")
+
+
+class SurrogateConfig(StrictModel):
+    kind: Literal["gp", "ensemble"] = "gp"
+    descriptors: list[str] = Field(default_factory=lambda: ["delta"])
+
+
+class DesignJobConfig(JobConfig):
+    elements: list[str] = Field(min_length=2)
+    bounds: dict[str, Bounds] = Field(default_factory=dict, description="per element")
+    default_bounds: Bounds = (0.0, 1.0)
+    fixed: dict[str, float] = Field(default_factory=dict)
+    oracle: OracleConfig = Field(default_factory=OracleConfig)
+    feasibility: FeasibilityConfig | None = None
+    surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
+    strategy: Literal["ei-pof", "penalty", "ei", "random"] = "ei-pof"
+    budget: int = Field(40, ge=1, le=10_000)
+    initial: int = Field(8, ge=2, le=10_000)
+    batch_size: int = Field(1, ge=1, le=100)
+    pool_size: int = Field(1000, ge=10, le=1_000_000)
+    local_candidates: int = Field(48, ge=0, le=100_000)
+    local_scale: float = Field(0.02, gt=0, le=0.5)
+    beta: float = Field(4.0, ge=0)
+    penalty_weight: float = Field(5.0, ge=0)
+    calibration_folds: int = Field(5, ge=2, le=50)
+    top: int = Field(5, ge=1, le=1000, description="best feasible alloys to report")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DesignJobConfig:
+        needs_feasibility = self.strategy in ("ei-pof", "penalty", "random")
+        if needs_feasibility and self.feasibility is None:
+            raise ValueError(f"strategy {self.strategy!r} needs a 'feasibility' section")
+        if self.oracle.kind == "table" and self.oracle.table is None:
+            raise ValueError("oracle.kind 'table' needs oracle.table (a CSV file)")
+        if self.oracle.kind == "callable" and not self.oracle.function:
+            raise ValueError("oracle.kind 'callable' needs oracle.function ('module:function')")
+        return self
+
+    def space(self) -> DesignSpace:
+        bounds = {
+            e: self.bounds.get(e, self.default_bounds) for e in self.elements if e not in self.fixed
+        }
+        return DesignSpace.from_bounds(self.elements, bounds, self.fixed)
+
+    def settings(self) -> LoopSettings:
+        return LoopSettings(
+            strategy=self.strategy,
+            budget=self.budget,
+            initial=self.initial,
+            batch_size=self.batch_size,
+            pool_size=self.pool_size,
+            local_candidates=self.local_candidates,
+            local_scale=self.local_scale,
+            beta=self.beta,
+            penalty_weight=self.penalty_weight,
+            seed=self.seed,
+        )
+
+
+def _feasibility(config: DesignJobConfig) -> CalphadFeasibility | None:
+    if config.feasibility is None:
+        return None
+    f = config.feasibility
+    return CalphadFeasibility.from_database(
+        f.database,
+        config.elements,
+        f.phase,
+        f.temperature,
+        phases=f.phases,
+        temperature_sigma=f.temperature_sigma,
+        nodes=f.nodes,
+    )
+
+
+def load_table_oracle(
+    path: Path, elements: list[str], objective: str, feasible: str | None
+) -> TableOracle:
+    """A CSV with one column per element (amounts, normalized per row) and the objective."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise ConfigError(f"oracle.table: {str(path)!r} does not exist")
+    frame = pd.read_csv(path)
+    missing = [
+        c
+        for c in [*elements, objective, *([feasible] if feasible else [])]
+        if c not in frame.columns
+    ]
+    if missing:
+        raise ConfigError(f"{str(path)!r}: missing column(s) {missing}; has {list(frame.columns)}")
+    numeric = frame[[*elements, objective]].apply(pd.to_numeric, errors="coerce")
+    amounts = torch.tensor(numeric[elements].to_numpy(dtype=float), dtype=torch.float64)
+    bad = (~torch.isfinite(amounts).all(1)) | (amounts < 0).any(1) | (amounts.sum(1) <= 0)
+    if bad.any():
+        line = int(torch.nonzero(bad)[0]) + 2
+        raise ConfigError(f"{str(path)!r} line {line}: element amounts must be >= 0, sum > 0")
+    values = torch.tensor(numeric[objective].to_numpy(dtype=float), dtype=torch.float64)
+    if not torch.isfinite(values).all():
+        line = int(torch.nonzero(~torch.isfinite(values))[0]) + 2
+        raise ConfigError(f"{str(path)!r} line {line}: {objective!r} is not a number")
+    flags = torch.tensor(frame[feasible].astype(bool).to_numpy()) if feasible else None
+    labels = frame["label"].astype(str).tolist() if "label" in frame.columns else None
+    return TableOracle(elements, amounts / amounts.sum(1, keepdim=True), values, flags, labels)
+
+
+def build_oracle(config: DesignJobConfig, feasibility: CalphadFeasibility | None):  # type: ignore[no-untyped-def]
+    o = config.oracle
+    if o.kind == "synthetic-hea":
+        if feasibility is None:
+            raise ConfigError("the synthetic-hea oracle needs a 'feasibility' section")
+        strength = VarvenneCurtin(
+            tuple(config.elements), temperature=o.temperature, strain_rate=o.strain_rate
+        )
+        return SyntheticHEAOracle(strength, feasibility)
+    if o.kind == "table" and str(o.table) == "mpea":
+        from matforge.design.mpea import mpea_pool
+
+        return mpea_pool(config.elements)
+    if o.kind == "table":
+        return load_table_oracle(
+            Path(o.table), config.elements, o.objective_column, o.feasible_column
+        )
+    module_name, _, name = (o.function or "").partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"oracle.function {o.function!r}: cannot import ({exc})") from None
+    return CallableOracle(tuple(config.elements), function, feasibility)
+
+
+@dataclass
+class DesignJobResult:
+    config: DesignJobConfig
+    history: DesignHistory
+    calibration: Calibration | None
+    feasibility: CalphadFeasibility | None
+
+    def best_feasible(self, top: int | None = None) -> list[dict]:
+        rows = [r for r in self.history.rows() if r["feasible"]]
+        rows.sort(key=lambda r: r["objective"], reverse=True)
+        return rows[: top or self.config.top]
+
+
+def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> DesignJobResult:
+    space = config.space()
+    feasibility = _feasibility(config)
+    oracle = build_oracle(config, feasibility)
+    surrogate = config.surrogate
+
+    def factory():  # type: ignore[no-untyped-def]
+        return make_surrogate(surrogate.kind, config.elements, surrogate.descriptors, config.seed)
+
+    loop_feasibility = feasibility
+    if feasibility is None and config.strategy != "ei":
+        raise ConfigError(f"strategy {config.strategy!r} needs a 'feasibility' section")
+    history = run_loop(
+        space, oracle, factory, loop_feasibility, config.settings(), show_progress=show_progress
+    )
+    calibration = None
+    if len(history.x) >= 2 * config.calibration_folds:
+        calibration = cross_validate(
+            factory,
+            history.inputs,
+            history.outputs,
+            folds=config.calibration_folds,
+            seed=config.seed,
+        )
+    return DesignJobResult(config, history, calibration, feasibility)

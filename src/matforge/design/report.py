@@ -1,0 +1,151 @@
+"""Run directory of `matforge design`: tables, metrics and plots."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from matforge.core.rundir import RunDirectory
+
+if TYPE_CHECKING:
+    from matforge.design.job import DesignJobResult
+
+
+def _convergence(ax, result: DesignJobResult) -> None:  # type: ignore[no-untyped-def]
+    trace = result.history.best_feasible_trace().numpy()
+    evaluations = range(1, len(trace) + 1)
+    ax.plot(evaluations, trace, drawstyle="steps-post", lw=1.5, label="best feasible")
+    y = result.history.outputs.numpy()
+    feasible = result.history.feasible_mask.numpy()
+    ax.scatter(
+        [i + 1 for i in range(len(y)) if feasible[i]], y[feasible], s=10, c="C2", label="feasible"
+    )
+    ax.scatter(
+        [i + 1 for i in range(len(y)) if not feasible[i]],
+        y[~feasible],
+        s=10,
+        marker="x",
+        c="C3",
+        label="infeasible",
+    )
+    ax.axvline(result.config.initial + 0.5, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("objective")
+    ax.legend(fontsize=7)
+
+
+def _compositions(ax, result: DesignJobResult) -> None:  # type: ignore[no-untyped-def]
+    x = result.history.inputs.numpy()
+    for j, element in enumerate(result.history.elements):
+        ax.plot(range(1, len(x) + 1), x[:, j], marker=".", lw=0.8, label=element)
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("mole fraction")
+    ax.legend(fontsize=7, ncol=len(result.history.elements))
+
+
+def _feasibility_map(ax, result: DesignJobResult, resolution: int) -> bool:  # type: ignore[no-untyped-def]
+    """PoF on the 2D slice through the best feasible alloy in which its three largest free
+    elements a, b, c vary (x_a, x_b on the axes, x_c = rest - x_a - x_b) and the others stay
+    fixed; False when there is nothing to draw."""
+    best = result.best_feasible(1)
+    if result.feasibility is None or not best:
+        return False
+    elements = result.history.elements
+    space = result.config.space()
+    center = torch.tensor([best[0][f"x_{e}"] for e in elements], dtype=torch.float64)
+    free = list(space.free)
+    if len(free) < 3:
+        return False
+    a, b, c = sorted(free, key=lambda i: -float(center[i]))[:3]
+    rest = float(center[a] + center[b] + center[c])
+    u = torch.linspace(float(space.limits[a, 0]), float(space.limits[a, 1]), resolution)
+    v = torch.linspace(float(space.limits[b, 0]), float(space.limits[b, 1]), resolution)
+    uu, vv = torch.meshgrid(u.double(), v.double(), indexing="xy")
+    points = center.repeat(uu.numel(), 1)
+    points[:, a] = uu.reshape(-1)
+    points[:, b] = vv.reshape(-1)
+    points[:, c] = rest - points[:, a] - points[:, b]
+    inside = space.contains(points)
+    pof = torch.full((uu.numel(),), float("nan"), dtype=torch.float64)
+    if inside.any():
+        pof[inside] = result.feasibility.probability(points[inside])
+    image = ax.pcolormesh(
+        uu.numpy(),
+        vv.numpy(),
+        pof.reshape(uu.shape).numpy(),
+        vmin=0,
+        vmax=1,
+        cmap="RdYlGn",
+        shading="nearest",
+    )
+    ax.figure.colorbar(image, ax=ax, label="probability of feasibility")
+    ax.plot(float(center[a]), float(center[b]), marker="*", ms=12, c="k", label="best feasible")
+    ax.set_xlabel(f"x({elements[a]})")
+    ax.set_ylabel(f"x({elements[b]})")
+    others = ", ".join(f"{elements[i]} {float(center[i]):.3f}" for i in free if i not in (a, b, c))
+    ax.set_title(
+        f"x({elements[c]}) = {rest:.3f} - x({elements[a]}) - x({elements[b]})"
+        + (f"; {others}" if others else ""),
+        fontsize=8,
+    )
+    ax.legend(fontsize=7, loc="upper right")
+    return True
+
+
+def write_design_run(
+    result: DesignJobResult, *, map_resolution: int = 21
+) -> tuple[RunDirectory, dict]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    config = result.config
+    run = RunDirectory.create(config.name, config.runs_dir)
+    run.write_config(config)
+    history = pd.DataFrame(result.history.rows())
+    run.write_table("history.csv", history)
+    best = result.best_feasible()
+    run.write_table("best_feasible.csv", pd.DataFrame(best))
+    trace = result.history.best_feasible_trace()
+    metrics: dict = {
+        "strategy": config.strategy,
+        "evaluations": len(result.history.x),
+        "feasible_evaluations": int(result.history.feasible_mask.sum()),
+        "best_feasible_objective": best[0]["objective"] if best else None,
+        "best_feasible_composition": (
+            {e: best[0][f"x_{e}"] for e in result.history.elements} if best else None
+        ),
+        "best_feasible_trace": [None if torch.isnan(v) else float(v) for v in trace],
+    }
+    if result.calibration is not None:
+        metrics["surrogate_calibration"] = result.calibration.as_dict()
+        predictions = pd.DataFrame(
+            {
+                "evaluation": range(1, len(result.history.x) + 1),
+                "observed": result.history.objective,
+                "cv_mean": result.calibration.predictions[:, 0].tolist(),
+                "cv_std": result.calibration.predictions[:, 1].tolist(),
+            }
+        )
+        run.write_table("predictions.csv", predictions)
+    run.write_metrics(metrics)
+
+    figure, ax = plt.subplots(figsize=(6, 4))
+    _convergence(ax, result)
+    figure.tight_layout()
+    run.save_figure("convergence.png", figure)
+    plt.close(figure)
+    figure, ax = plt.subplots(figsize=(7, 4))
+    _compositions(ax, result)
+    figure.tight_layout()
+    run.save_figure("compositions.png", figure)
+    plt.close(figure)
+    figure, ax = plt.subplots(figsize=(6, 5))
+    if _feasibility_map(ax, result, map_resolution):
+        figure.tight_layout()
+        run.save_figure("feasibility_slice.png", figure)
+    plt.close(figure)
+    return run, metrics

@@ -1,0 +1,88 @@
+"""Acquisition values against Monte Carlo estimates of the quantities they stand for."""
+
+import math
+
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+
+from matforge.design.acquisition import (
+    LogExpectedImprovementTimesFeasibility,
+    PenalizedUpperConfidenceBound,
+    RandomFeasible,
+    propose_batch,
+)
+
+
+class StepFeasibility:
+    """PoF that depends on x[0]; second-phase fraction linear beyond 0.5."""
+
+    def probability(self, x):
+        return torch.sigmoid((0.5 - x[..., 0]) * 20)
+
+    def second_phase_fraction(self, x):
+        return (x[..., 0] - 0.5).clamp(min=0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 2, generator=g, dtype=torch.float64)
+    y = torch.sin(6 * x[:, :1]) + x[:, 1:] ** 2
+    gp = SingleTaskGP(x, y)
+    gp.eval()
+    return gp
+
+
+def test_log_ei_times_pof_matches_monte_carlo(model):
+    feasibility = StepFeasibility()
+    best = 0.5
+    acq = LogExpectedImprovementTimesFeasibility(model, best, feasibility)
+    x = torch.tensor([[0.2, 0.3], [0.45, 0.9], [0.7, 0.1]], dtype=torch.float64)
+    value = acq(x[:, None, :]).exp()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        post = model.posterior(x)
+        mean, std = post.mean.squeeze(-1), post.variance.sqrt().squeeze(-1)
+    n = 400_000
+    f = mean + std * torch.randn(n, 3, generator=g, dtype=torch.float64)
+    feasible = torch.rand(n, 3, generator=g, dtype=torch.float64) < feasibility.probability(x)
+    mc = ((f - best).clamp(min=0) * feasible).mean(0)
+    stderr = ((f - best).clamp(min=0) * feasible).std(0) / math.sqrt(n)
+    assert torch.all((value - mc).abs() <= 4 * stderr + 1e-12), (value, mc, stderr)
+
+
+def test_log_ei_times_pof_stays_finite_where_infeasible(model):
+    class Never:
+        def probability(self, x):
+            return torch.zeros(x.shape[:-1], dtype=x.dtype)
+
+    acq = LogExpectedImprovementTimesFeasibility(model, 0.0, Never())
+    values = acq(torch.rand(5, 1, 2, dtype=torch.float64))
+    assert torch.isfinite(values).all()
+
+
+def test_penalized_ucb_is_mean_plus_bonus_minus_penalty(model):
+    acq = PenalizedUpperConfidenceBound(model, StepFeasibility(), beta=4.0, weight=2.0, scale=3.0)
+    x = torch.tensor([[0.8, 0.2]], dtype=torch.float64)
+    with torch.no_grad():
+        post = model.posterior(x)
+    expected = post.mean.item() + 2.0 * post.variance.sqrt().item() - 2.0 * 3.0 * 0.3
+    assert acq(x[:, None, :]).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_random_feasible_only_scores_predicted_feasible_points(model):
+    acq = RandomFeasible(model, StepFeasibility(), torch.Generator().manual_seed(0))
+    x = torch.tensor([[0.1, 0.5], [0.9, 0.5]], dtype=torch.float64)
+    values = acq(x[:, None, :])
+    assert torch.isfinite(values[0])
+    assert values[1] == -torch.inf
+
+
+def test_batch_proposals_are_distinct_and_spread_by_the_believer(model):
+    choices = torch.rand(200, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    from botorch.acquisition import LogExpectedImprovement
+
+    batch = propose_batch(lambda m: LogExpectedImprovement(m, best_f=0.5), model, choices, 4)
+    assert batch.shape == (4, 2)
+    assert len({tuple(r.tolist()) for r in batch}) == 4

@@ -1,0 +1,168 @@
+"""The loop and `matforge design` on fast stand-ins (the CALPHAD path is in test_feasibility)."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from matforge.cli import app
+from matforge.core.config import load_config
+from matforge.core.errors import ConfigError
+from matforge.design import (
+    CallableOracle,
+    DesignSpace,
+    GPSurrogate,
+    LoopSettings,
+    TableOracle,
+    run_loop,
+)
+from matforge.design.job import DesignJobConfig
+
+ELEMENTS = ("Co", "Cr", "Fe", "Mn", "Ni")
+
+
+class HalfSpaceFeasibility:
+    """Feasible where x(Cr) <= 0.25: PoF is a steep logistic, second phase linear."""
+
+    def probability(self, x):
+        return torch.sigmoid((0.25 - x[..., 1]) * 200)
+
+    def is_feasible(self, x):
+        return x[..., 1] <= 0.25
+
+    def second_phase_fraction(self, x):
+        return (x[..., 1] - 0.25).clamp(min=0) * 4
+
+
+def _objective(x):
+    # Strongest towards Cr: the constraint binds at x(Cr) = 0.25.
+    return 100 * x[:, 1] + 20 * x[:, 3] - 30 * (x[:, 0] - 0.2) ** 2, x[:, 1] <= 0.25
+
+
+def _run(space, settings):
+    oracle = CallableOracle(ELEMENTS, _objective)
+    surrogate = lambda: GPSurrogate(ELEMENTS)  # noqa: E731
+    return run_loop(space, oracle, surrogate, HalfSpaceFeasibility(), settings, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return DesignSpace.from_bounds(ELEMENTS, default=(0.05, 0.35))
+
+
+@pytest.mark.parametrize("strategy", ["ei-pof", "penalty", "ei", "random"])
+def test_proposals_lie_on_the_simplex_within_bounds(space, strategy):
+    settings = LoopSettings(
+        strategy=strategy,
+        budget=6,
+        initial=4,
+        batch_size=2,
+        pool_size=200,
+        local_candidates=16,
+        seed=1,
+    )
+    history = _run(space, settings)
+    x = history.inputs
+    assert x.shape == (10, 5)
+    assert torch.allclose(x.sum(1), torch.ones(10, dtype=torch.float64), atol=1e-9)
+    assert bool(space.contains(x).all())
+    assert len({tuple(r.tolist()) for r in x}) == 10
+
+
+def test_ei_pof_beats_random_on_a_binding_constraint(space):
+    def best(strategy):
+        settings = LoopSettings(strategy=strategy, budget=12, initial=4, pool_size=300, seed=0)
+        h = _run(space, settings)
+        return float(h.best_feasible_trace()[-1])
+
+    # The optimum is 100*0.25 + 20*0.35 = 32 (Co at 0.2 is attainable with Cr 0.25, Mn 0.35).
+    assert best("ei-pof") > best("random")
+    assert best("ei-pof") > 31.0
+
+
+def test_pool_based_design_only_picks_rows_of_the_table():
+    g = torch.Generator().manual_seed(0)
+    rows = torch.rand(60, 3, generator=g, dtype=torch.float64)
+    rows = rows / rows.sum(1, keepdim=True)
+    oracle = TableOracle(("Co", "Cr", "Ni"), rows, rows[:, 1] * 10)
+    space = DesignSpace.from_bounds(("Co", "Cr", "Ni"))
+    settings = LoopSettings(strategy="ei", budget=5, initial=4, seed=0)
+    history = run_loop(
+        space, oracle, lambda: GPSurrogate(("Co", "Cr", "Ni")), None, settings, show_progress=False
+    )
+    picked = oracle.index_of(history.inputs)
+    assert len(set(picked.tolist())) == 9
+
+
+def test_config_with_bounds_that_cannot_sum_to_one_is_rejected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "elements: [Co, Cr, Fe, Mn, Ni]\n"
+        "default_bounds: [0.25, 0.35]\n"
+        "oracle: {kind: callable, function: 'math:fsum'}\n"
+        "strategy: ei\n"
+    )
+    config = load_config(path, DesignJobConfig)
+    with pytest.raises(ConfigError, match=r"lower bounds sum to 1\.25"):
+        config.space()
+
+
+def test_cli_design_with_a_table_oracle_writes_the_run(tmp_path):
+    table = tmp_path / "alloys.csv"
+    g = torch.Generator().manual_seed(2)
+    rows = torch.rand(40, 3, generator=g, dtype=torch.float64)
+    lines = ["Co,Cr,Ni,strength,label"] + [
+        f"{a:.4f},{b:.4f},{c:.4f},{100 * b + 10 * a:.3f},alloy{i}"
+        for i, (a, b, c) in enumerate(rows.tolist())
+    ]
+    table.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "pool.yaml"
+    config.write_text(
+        "name: pool\n"
+        f"runs_dir: {tmp_path / 'runs'}\n"
+        "elements: [Co, Cr, Ni]\n"
+        f"oracle: {{kind: table, table: {table}, objective_column: strength}}\n"
+        "strategy: ei\ninitial: 5\nbudget: 5\n"
+    )
+    result = CliRunner().invoke(app, ["design", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["evaluations"] == 10
+    run = tmp_path / "runs"
+    (folder,) = run.iterdir()
+    for name in (
+        "history.csv",
+        "best_feasible.csv",
+        "metrics.json",
+        "convergence.png",
+        "compositions.png",
+        "predictions.csv",
+    ):
+        assert (folder / name).is_file(), name
+
+
+def test_cli_rejects_bounds_that_cannot_sum_to_one(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "elements: [Co, Cr, Ni]\n"
+        "bounds: {Co: [0.5, 0.6], Cr: [0.4, 0.5]}\n"
+        "default_bounds: [0.2, 0.3]\n"
+        f"oracle: {{kind: table, table: {tmp_path / 'none.csv'}}}\n"
+        "strategy: ei\n"
+    )
+    result = CliRunner().invoke(app, ["design", str(config)])
+    assert result.exit_code == 1
+    assert "lower bounds sum to 1.1" in result.output
+
+
+def test_table_with_a_missing_column_is_reported_by_file_and_column(tmp_path):
+    from matforge.design.job import load_table_oracle
+
+    table = tmp_path / "t.csv"
+    table.write_text("Co,Ni,strength\n0.5,0.5,100\n")
+    with pytest.raises(ConfigError, match=r"t\.csv.*missing column\(s\) \['Cr'\]"):
+        load_table_oracle(table, ["Co", "Cr", "Ni"], "strength", None)
+    table.write_text("Co,Cr,Ni,strength\n0.5,0.5,0,100\n0.2,0.3,0.5,abc\n")
+    with pytest.raises(ConfigError, match="line 3"):
+        load_table_oracle(table, ["Co", "Cr", "Ni"], "strength", None)

@@ -52,3 +52,44 @@ def test_bad_training_data_are_rejected():
         GPSurrogate(ELEMENTS).fit(torch.rand(4, 3), torch.tensor([1.0, float("nan"), 2.0, 3.0]))
     with pytest.raises(ConfigError, match="expected X"):
         GPSurrogate(ELEMENTS).fit(torch.rand(4, 3), torch.rand(5))
+
+
+# Takeuchi and Inoue, Mater. Trans. 46 (2005) 2817, Table 1 (kJ/mol, rounded to integers).
+TAKEUCHI_INOUE = {
+    ("Co", "Cr"): -4,
+    ("Co", "Fe"): -1,
+    ("Co", "Mn"): -5,
+    ("Co", "Ni"): 0,
+    ("Cr", "Fe"): -1,
+    ("Cr", "Mn"): 2,
+    ("Cr", "Ni"): -7,
+    ("Fe", "Mn"): 0,
+    ("Fe", "Ni"): -2,
+    ("Mn", "Ni"): -8,
+    ("Cu", "Ni"): 4,
+    ("Fe", "Ti"): -17,
+    ("Ni", "Ti"): -35,
+    ("Co", "Ti"): -28,
+    ("Cu", "Fe"): 13,
+}
+
+
+def test_miedema_binary_enthalpies_match_takeuchi_and_inoue():
+    from matforge.design.descriptors import binary_mixing_enthalpies
+
+    elements = ("Co", "Cr", "Cu", "Fe", "Mn", "Ni", "Ti")
+    h = binary_mixing_enthalpies(elements)
+    for (a, b), value in TAKEUCHI_INOUE.items():
+        i, j = elements.index(a), elements.index(b)
+        assert float(h[i, j]) == pytest.approx(value, abs=1.0), (a, b)
+        assert float(h[i, j]) == pytest.approx(float(h[j, i]), abs=1e-9)
+
+
+def test_cantor_mixing_enthalpy_and_refusal_of_p_block_elements():
+    cantor = ("Co", "Cr", "Fe", "Mn", "Ni")
+    x = torch.full((1, 5), 0.2, dtype=torch.float64)
+    (value,) = descriptor_matrix(x, cantor, ["mixing_enthalpy"])[0].tolist()
+    # From the rounded table: 4 * 0.2 * 0.2 * (sum of the ten pair values, -26) = -4.16.
+    assert value == pytest.approx(-4.16, abs=0.3)
+    with pytest.raises(ConfigError, match=r"\['Al'\]"):
+        descriptor_matrix(torch.full((1, 3), 1 / 3), ("Al", "Co", "Ni"), ["mixing_enthalpy"])

@@ -166,3 +166,20 @@ def test_table_with_a_missing_column_is_reported_by_file_and_column(tmp_path):
     table.write_text("Co,Cr,Ni,strength\n0.5,0.5,0,100\n0.2,0.3,0.5,abc\n")
     with pytest.raises(ConfigError, match="line 3"):
         load_table_oracle(table, ["Co", "Cr", "Ni"], "strength", None)
+
+
+def test_best_feasible_lists_distinct_alloys():
+    from matforge.design.job import DesignJobResult
+    from matforge.design.loop import DesignHistory
+
+    history = DesignHistory(("Co", "Ni"))
+    x = torch.tensor([[0.5, 0.5], [0.501, 0.499], [0.3, 0.7], [0.1, 0.9]], dtype=torch.float64)
+    values = torch.tensor([10.0, 9.9, 8.0, 20.0], dtype=torch.float64)
+    feasible = torch.tensor([True, True, True, False])
+    nan = torch.full((4,), float("nan"), dtype=torch.float64)
+    history.add(x, values, feasible, 0, nan, nan, nan)
+    config = DesignJobConfig(
+        elements=["Co", "Ni"], oracle={"kind": "callable", "function": "m:f"}, strategy="ei"
+    )
+    best = DesignJobResult(config, history, None, None).best_feasible(3)
+    assert [r["objective"] for r in best] == [10.0, 8.0]

@@ -185,10 +185,20 @@ class DesignJobResult:
     calibration: Calibration | None
     feasibility: CalphadFeasibility | None
 
-    def best_feasible(self, top: int | None = None) -> list[dict]:
+    def best_feasible(self, top: int | None = None, *, separation: float = 0.005) -> list[dict]:
+        """The best feasible evaluations, each differing from every better one listed by more
+        than `separation` in some mole fraction (a converged loop evaluates many near-copies
+        of its best alloy; listing them all would hide the runners-up)."""
         rows = [r for r in self.history.rows() if r["feasible"]]
         rows.sort(key=lambda r: r["objective"], reverse=True)
-        return rows[: top or self.config.top]
+        keys = [f"x_{e}" for e in self.history.elements]
+        chosen: list[dict] = []
+        for row in rows:
+            if all(max(abs(row[k] - c[k]) for k in keys) > separation for c in chosen):
+                chosen.append(row)
+            if len(chosen) == (top or self.config.top):
+                break
+        return chosen
 
 
 def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> DesignJobResult:

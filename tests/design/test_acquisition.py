@@ -11,7 +11,9 @@ from matforge.design.acquisition import (
     PenalizedUpperConfidenceBound,
     RandomFeasible,
     propose_batch,
+    refine_proposal,
 )
+from matforge.design.space import DesignSpace
 
 
 class StepFeasibility:
@@ -22,6 +24,12 @@ class StepFeasibility:
 
     def second_phase_fraction(self, x):
         return (x[..., 0] - 0.5).clamp(min=0)
+
+    def soft_probability(self, x):
+        return torch.exp(-(x[..., 0] - 0.5).clamp(min=0) / 0.1)
+
+    def soft_second_phase_fraction(self, x):
+        return self.second_phase_fraction(x)
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +94,34 @@ def test_batch_proposals_are_distinct_and_spread_by_the_believer(model):
     batch = propose_batch(lambda m: LogExpectedImprovement(m, best_f=0.5), model, choices, 4)
     assert batch.shape == (4, 2)
     assert len({tuple(r.tolist()) for r in batch}) == 4
+
+
+def test_smooth_ei_pof_gradient_carries_the_feasibility_term(model):
+    from botorch.acquisition import LogExpectedImprovement
+
+    x = torch.tensor([[[0.7, 0.4]]], dtype=torch.float64, requires_grad=True)
+    smooth = LogExpectedImprovementTimesFeasibility(model, 0.5, StepFeasibility(), smooth=True)
+    (total,) = torch.autograd.grad(smooth(x).sum(), x)
+    (log_ei,) = torch.autograd.grad(LogExpectedImprovement(model, best_f=0.5)(x).sum(), x)
+    # log soft PoF = -(x0 - 0.5) / 0.1 beyond 0.5: d/dx0 = -10, d/dx1 = 0.
+    assert (total - log_ei).squeeze().tolist() == pytest.approx([-10.0, 0.0], abs=1e-9)
+    hard = LogExpectedImprovementTimesFeasibility(model, 0.5, StepFeasibility())
+    (no_pof,) = torch.autograd.grad(hard(x).sum(), x)
+    assert torch.allclose(no_pof, log_ei)  # the hard PoF enters without a gradient
+
+
+def test_refined_point_is_on_the_simplex_within_bounds_and_scores_higher():
+    space = DesignSpace.from_bounds(("Co", "Cr", "Ni"), default=(0.1, 0.6))
+    g = torch.Generator().manual_seed(4)
+    x = space.sample(10, generator=g)
+    y = (3 * x[:, 1] - 2 * (x[:, 0] - 0.3) ** 2)[:, None]
+    gp = SingleTaskGP(x, y)
+    gp.eval()
+    acq = PenalizedUpperConfidenceBound(gp, StepFeasibility(), weight=5.0, smooth=True)
+    start = torch.tensor([0.3, 0.3, 0.4], dtype=torch.float64)
+    point, moved = refine_proposal(acq, space, start, max_iterations=30)
+    assert moved
+    assert bool(space.contains(point[None]).all())
+    assert float(point.sum()) == pytest.approx(1.0, abs=1e-12)
+    with torch.no_grad():
+        assert float(acq(point[None, None])) > float(acq(start[None, None]))

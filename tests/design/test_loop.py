@@ -34,6 +34,12 @@ class HalfSpaceFeasibility:
     def second_phase_fraction(self, x):
         return (x[..., 1] - 0.25).clamp(min=0) * 4
 
+    def soft_probability(self, x):
+        return torch.exp(-(x[..., 1] - 0.25).clamp(min=0) / 0.01)
+
+    def soft_second_phase_fraction(self, x):
+        return self.second_phase_fraction(x)
+
 
 def _objective(x):
     # Strongest towards Cr: the constraint binds at x(Cr) = 0.25.
@@ -68,6 +74,20 @@ def test_proposals_lie_on_the_simplex_within_bounds(space, strategy):
     assert torch.allclose(x.sum(1), torch.ones(10, dtype=torch.float64), atol=1e-9)
     assert bool(space.contains(x).all())
     assert len({tuple(r.tolist()) for r in x}) == 10
+
+
+@pytest.mark.parametrize("strategy", ["ei-pof", "penalty", "ei"])
+def test_refined_proposals_lie_on_the_simplex_within_bounds(space, strategy):
+    settings = LoopSettings(
+        strategy=strategy, budget=4, initial=4, pool_size=100, refine_iterations=15, seed=2
+    )
+    history = _run(space, settings)
+    x = history.inputs[4:]
+    assert bool(space.contains(x).all())
+    assert len({tuple(r.tolist()) for r in history.inputs}) == 8
+    # A pool of 100 points is coarse: the local search improves on most of its picks.
+    assert sum(history.refined) >= 2, history.refined
+    assert {"refined"} <= set(history.rows()[0])
 
 
 def test_ei_pof_beats_random_on_a_binding_constraint(space):

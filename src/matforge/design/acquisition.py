@@ -16,6 +16,13 @@ feasibility model is anything with `probability(X)` (and, for the penalty,
 * `RandomFeasible`: a baseline; a random score where PoF >= 0.5, -inf elsewhere.
 * plain EI is BoTorch's `LogExpectedImprovement` itself.
 
+The CALPHAD terms are piecewise constant (PoF is a quadrature of indicators), so by default
+they enter without a gradient and the acquisitions are maximized over candidate sets. With
+`smooth=True` they use the feasibility model's smooth, differentiable versions
+(`soft_probability`, `soft_second_phase_fraction`, with autograd through the equilibrium by
+the implicit function theorem), and `refine_proposal` polishes a candidate with BoTorch's
+`optimize_acqf` (SLSQP, the bounds and the simplex equality constraint of the design space).
+
 Batch proposals (q > 1) come from `propose_batch`: sequential greedy selection with the
 "Kriging believer" (a GP is conditioned on its own mean at each chosen point; a model that
 cannot be conditioned, the deep ensemble, gives the q best distinct points).
@@ -32,6 +39,7 @@ from botorch.models.model import Model
 from botorch.utils.transforms import t_batch_mode_transform
 
 from matforge.design.feasibility import FeasibilityModel
+from matforge.design.space import DesignSpace
 
 POF_FLOOR = 1e-6
 
@@ -39,14 +47,20 @@ POF_FLOOR = 1e-6
 class LogExpectedImprovementTimesFeasibility(AcquisitionFunction):
     """log(EI(x) * PoF(x)) for a maximized objective."""
 
-    def __init__(self, model: Model, best_f: float, feasibility: FeasibilityModel) -> None:
+    def __init__(
+        self, model: Model, best_f: float, feasibility: FeasibilityModel, *, smooth: bool = False
+    ) -> None:
         super().__init__(model=model)
         self.log_ei = LogExpectedImprovement(model=model, best_f=best_f)
         self.feasibility = feasibility
+        self.smooth = smooth
 
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: torch.Tensor) -> torch.Tensor:  # noqa: N803
-        pof = self.feasibility.probability(X.detach()).reshape(X.shape[:-2]).to(X)
+        if self.smooth:
+            pof = self.feasibility.soft_probability(X).reshape(X.shape[:-2])  # type: ignore[attr-defined]
+        else:
+            pof = self.feasibility.probability(X.detach()).reshape(X.shape[:-2]).to(X)
         return self.log_ei(X) + torch.log(pof.clamp(min=POF_FLOOR))
 
 
@@ -61,18 +75,24 @@ class PenalizedUpperConfidenceBound(AcquisitionFunction):
         beta: float = 4.0,
         weight: float = 5.0,
         scale: float = 1.0,
+        smooth: bool = False,
     ) -> None:
         super().__init__(model=model)
         self.feasibility = feasibility
         self.beta, self.weight, self.scale = beta, weight, scale
+        self.smooth = smooth
 
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: torch.Tensor) -> torch.Tensor:  # noqa: N803
         posterior = self.model.posterior(X)
         mean = posterior.mean.reshape(X.shape[:-2])
         std = posterior.variance.clamp(min=0).sqrt().reshape(X.shape[:-2])
-        penalty = self.feasibility.second_phase_fraction(X.detach()).reshape(X.shape[:-2])
-        return mean + math.sqrt(self.beta) * std - self.weight * self.scale * penalty.to(X)
+        if self.smooth:
+            penalty = self.feasibility.soft_second_phase_fraction(X)  # type: ignore[attr-defined]
+        else:
+            penalty = self.feasibility.second_phase_fraction(X.detach()).to(X)
+        penalty = penalty.reshape(X.shape[:-2])
+        return mean + math.sqrt(self.beta) * std - self.weight * self.scale * penalty
 
 
 class RandomFeasible(AcquisitionFunction):
@@ -125,3 +145,37 @@ def propose_batch(
             with contextlib.suppress(NotImplementedError):
                 current = current.condition_on_observations(x, believed)
     return choices[chosen]
+
+
+def refine_proposal(
+    acquisition: AcquisitionFunction,
+    space: DesignSpace,
+    start: torch.Tensor,
+    *,
+    max_iterations: int = 20,
+) -> tuple[torch.Tensor, bool]:
+    """Polish one point (d,) by maximizing a differentiable acquisition with BoTorch's
+    `optimize_acqf` from it, under the space's bounds and simplex equality constraint.
+
+    Returns the point to evaluate (projected onto the space, so it lies exactly on the
+    simplex within bounds) and whether it replaced `start`: it does only when the
+    acquisition improved, so a failed or wandering local search costs nothing.
+    """
+    from botorch.optim import optimize_acqf
+
+    start = space.project(start.reshape(1, -1))
+    candidate, _ = optimize_acqf(
+        acquisition,
+        bounds=space.botorch_bounds(),
+        q=1,
+        num_restarts=1,
+        batch_initial_conditions=start[None],
+        equality_constraints=space.equality_constraints(),
+        options={"maxiter": max_iterations},
+    )
+    candidate = space.project(candidate.detach().reshape(1, -1))
+    with torch.no_grad():
+        before, after = acquisition(start[None]), acquisition(candidate[None])
+    if bool(torch.isfinite(after).all()) and float(after) > float(before):
+        return candidate[0], True
+    return start[0], False

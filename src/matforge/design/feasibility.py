@@ -11,11 +11,15 @@ same value:
 
     PoF(x) = sum_k w_k 1[f_target(x, T + sigma_T z_k) >= threshold]
 
-`soft_probability` replaces the indicator with a logistic of the phase fraction and carries
-autograd through the solver's implicit-function-theorem derivatives (`calphad.gradients`):
-d PoF / d x is non-zero only where some node sees a two-phase state; inside a single-phase
-region the phase fraction is exactly 1 and its derivative 0 (documented behaviour of the
-IFT gradient at phase boundaries, see `calphad.gradients`).
+`soft_probability` is the smooth stand-in that gradient-based acquisition optimizers need:
+the indicator becomes exp(-max(0, threshold - f) / softness), which is 1 wherever the hard
+indicator is 1 and decays with the amount of second phase (softness 0.01: 1% of a second
+phase beyond the threshold costs a factor e). It carries autograd through the solver's
+implicit-function-theorem derivatives (`calphad.gradients`): d PoF / d x is non-zero only
+where some node sees a two-phase state; inside a single-phase region the phase fraction is
+exactly 1 and its derivative 0 (documented behaviour of the IFT gradient at phase
+boundaries, see `calphad.gradients`). `soft_second_phase_fraction` is the differentiable
+E_T[1 - f_target] for the penalized objective.
 
 Results are cached per composition (rounded to 1e-9), because a design loop asks for the
 same candidates many times.
@@ -156,14 +160,27 @@ class CalphadFeasibility:
         weights = torch.tensor(self.weights, dtype=torch.float64)
         return ((1 - fractions) @ weights).reshape(shape)
 
-    def soft_probability(self, x: torch.Tensor) -> torch.Tensor:
-        """Smooth PoF with autograd through the equilibrium (IFT derivatives), (n,)."""
+    def differentiable_fractions(self, x: torch.Tensor) -> torch.Tensor:
+        """Target-phase fraction (n, nodes) with autograd through the equilibrium (IFT);
+        not cached, an unconverged condition counts as fraction 0."""
         from matforge.calphad import differentiable_equilibrium
 
         n, k = x.shape[0], len(self.temperatures)
         bulk = x[:, self._order].to(torch.float64).repeat(k, 1)
         temps = torch.tensor(np.repeat(self.temperatures, n), dtype=torch.float64)
         amounts, _, _ = differentiable_equilibrium(self.models, temps, bulk)
-        fraction = amounts[:, self._column].reshape(k, n).T
-        soft = torch.sigmoid((fraction - self.threshold) / self.softness)
-        return soft @ torch.tensor(self.weights, dtype=torch.float64)
+        return amounts[:, self._column].reshape(k, n).T.nan_to_num(0.0)
+
+    def soft_probability(self, x: torch.Tensor) -> torch.Tensor:
+        """Smooth PoF for compositions (..., d), differentiable in x (module docstring)."""
+        shape = x.shape[:-1]
+        fraction = self.differentiable_fractions(x.reshape(-1, len(self.elements)))
+        soft = torch.exp(-(self.threshold - fraction).clamp(min=0) / self.softness)
+        return (soft @ torch.tensor(self.weights, dtype=torch.float64)).reshape(shape)
+
+    def soft_second_phase_fraction(self, x: torch.Tensor) -> torch.Tensor:
+        """E_T[1 - f_target] for compositions (..., d), differentiable in x."""
+        shape = x.shape[:-1]
+        fraction = self.differentiable_fractions(x.reshape(-1, len(self.elements)))
+        weights = torch.tensor(self.weights, dtype=torch.float64)
+        return ((1 - fraction) @ weights).reshape(shape)

@@ -72,6 +72,9 @@ class DesignJobConfig(JobConfig):
     local_scale: float = Field(0.02, gt=0, le=0.5)
     beta: float = Field(4.0, ge=0)
     penalty_weight: float = Field(5.0, ge=0)
+    refine_iterations: int = Field(
+        0, ge=0, le=1000, description="SLSQP steps polishing each proposal; 0 = off"
+    )
     calibration_folds: int = Field(5, ge=2, le=50)
     top: int = Field(5, ge=1, le=1000, description="best feasible alloys to report")
 
@@ -103,6 +106,7 @@ class DesignJobConfig(JobConfig):
             local_scale=self.local_scale,
             beta=self.beta,
             penalty_weight=self.penalty_weight,
+            refine_iterations=self.refine_iterations,
             seed=self.seed,
         )
 

@@ -13,7 +13,7 @@ os.environ.setdefault("MATFORGE_QUIET", "1")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The reference data folder beside the repository; skips when it is absent."""
     if not SHARED_DATA.is_dir():

@@ -1,0 +1,114 @@
+"""Training data for interatomic potentials: reading, labels, groups, conversion.
+
+A configuration is an ASE `Atoms` with its labels in a `SinglePointCalculator` (energy in
+eV, forces in eV/A, stress in eV/A^3 with ASE's sign convention) and its group and weights
+in `atoms.info` ("group"). Readers: extended XYZ and anything else ASE reads
+(`read_structures`), ASE databases, and FitSNAP's JSON (`read_fitsnap_json`,
+`read_fitsnap_groups`). `write_database` stores a set in an ASE database (SQLite by
+default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from matforge.core.errors import ConfigError
+
+#: FitSNAP's JSON stores the pressure tensor in bar (LAMMPS metal units): positive when
+#: compressed. ASE's stress is -pressure, in eV/A^3.
+BAR = units.bar
+
+
+def _labelled(
+    atoms: Atoms, energy: float | None, forces: np.ndarray | None, stress: np.ndarray | None
+) -> Atoms:
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
+    return atoms
+
+
+def read_fitsnap_json(path: str | Path, group: str | None = None) -> Atoms:
+    """One FitSNAP JSON configuration (a comment line, then {"Dataset": {"Data": [...]}})."""
+    path = Path(path)
+    text = path.read_text()
+    body = text[text.index("{") :] if "{" in text else ""
+    try:
+        record = json.loads(body)["Dataset"]["Data"][0]
+    except (ValueError, KeyError, IndexError) as error:
+        raise ConfigError(f"{path}: not a FitSNAP JSON configuration ({error})") from error
+    try:
+        lattice = np.asarray(record["Lattice"], dtype=np.float64)
+        positions = np.asarray(record["Positions"], dtype=np.float64)
+        symbols = list(record["AtomTypes"])
+    except KeyError as error:
+        raise ConfigError(f"{path}: missing field {error} in Dataset.Data[0]") from error
+    if positions.shape != (len(symbols), 3) or lattice.shape != (3, 3):
+        raise ConfigError(
+            f"{path}: expected Positions (N, 3) for N AtomTypes and a 3x3 Lattice, got "
+            f"{positions.shape} and {lattice.shape}"
+        )
+    if "NumAtoms" in record and int(record["NumAtoms"]) != len(symbols):
+        raise ConfigError(f"{path}: NumAtoms {record['NumAtoms']} != {len(symbols)} AtomTypes")
+    atoms = Atoms(symbols=symbols, positions=positions, cell=lattice, pbc=True)
+    energy = float(record["Energy"]) if "Energy" in record else None
+    forces = np.asarray(record["Forces"], dtype=np.float64) if "Forces" in record else None
+    stress = None
+    if "Stress" in record:
+        pressure = np.asarray(record["Stress"], dtype=np.float64)
+        stress = -pressure * BAR
+    atoms.info["group"] = group if group is not None else path.parent.name
+    atoms.info["source"] = str(path)
+    return _labelled(atoms, energy, forces, stress)
+
+
+def read_fitsnap_groups(root: str | Path, groups: Iterable[str] | None = None) -> list[Atoms]:
+    """Every JSON configuration under root/<group>/, groups in the given (or sorted) order
+    and files in natural order (A15_2 before A15_10)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such directory of FitSNAP JSON groups")
+    names = list(groups) if groups is not None else sorted(p.name for p in root.iterdir())
+    structures = []
+    for name in names:
+        folder = root / name
+        if not folder.is_dir():
+            raise ConfigError(f"{folder}: group {name!r} not found")
+        for path in sorted(folder.glob("*.json"), key=_natural_key):
+            structures.append(read_fitsnap_json(path, name))
+    return structures
+
+
+def _natural_key(path: Path) -> list[object]:
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
+    """Labelled structures from any file ASE reads (extended XYZ, ASE db, ...)."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    structures = read(path, index=index)
+    return list(structures) if isinstance(structures, list) else [structures]
+
+
+def write_database(structures: Sequence[Atoms], path: str | Path) -> Path:
+    """Store structures with their labels and groups in an ASE database; refuses to add to
+    an existing file (no silent mixing with a user's data)."""
+    from ase.db import connect
+
+    path = Path(path)
+    if path.exists():
+        raise ConfigError(f"{path} exists; choose a new database file")
+    with connect(path) as db:
+        for atoms in structures:
+            db.write(atoms, group=str(atoms.info.get("group", "")))
+    return path

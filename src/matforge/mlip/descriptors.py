@@ -1,0 +1,100 @@
+"""The descriptor seam: per-atom features of a neighbourhood, differentiable in positions.
+
+A `Descriptor` is a torch module with `elements`, `cutoff` (A, the largest pair cutoff it
+needs), `n_features`, and `forward(vectors, center, neighbor_species, center_species)`
+returning (N, n_features) from the pair vectors r_j - r_i. Because features are computed
+from pair vectors that autograd traces back to positions and cell, every model built on a
+descriptor gets forces and stresses from the same code path (`potential.Potential`), and a
+linear model gets its design matrix (`design_matrix`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from matforge.mlip.batch import AtomsBatch
+
+
+@runtime_checkable
+class Descriptor(Protocol):
+    elements: tuple[str, ...]
+
+    @property
+    def cutoff(self) -> float: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def __call__(
+        self,
+        vectors: torch.Tensor,
+        center: torch.Tensor,
+        neighbor_species: torch.Tensor,
+        center_species: torch.Tensor,
+    ) -> torch.Tensor: ...
+
+
+def atomic_features(
+    descriptor: Descriptor, batch: AtomsBatch, vectors: torch.Tensor
+) -> torch.Tensor:
+    pairs = batch.pairs
+    return descriptor(vectors, pairs.center, batch.species[pairs.neighbor], batch.species)
+
+
+@dataclass(frozen=True)
+class DesignMatrix:
+    """Rows of a linear model E = sum_i c[s_i] . (1, D_i), by element block of columns.
+
+    energy (S, K): sum over each structure's atoms; forces (S-major, 3 N, K): -dE-row/dr;
+    stress (S, 6, K): (1/V) dE-row/d strain, Voigt order xx yy zz yz xz xy (ASE's stress
+    convention, eV/A^3). K = n_elements * (1 + n_features).
+    """
+
+    energy: torch.Tensor
+    forces: torch.Tensor
+    stress: torch.Tensor
+
+
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def design_matrix(
+    descriptor: Descriptor, batch: AtomsBatch, *, forces: bool = True, stress: bool = True
+) -> DesignMatrix:
+    """Energy, force and stress rows of a batch (one batched backward pass for all columns)."""
+    n_el = len(batch.elements)
+    positions = batch.positions.clone().requires_grad_(forces)
+    strain = torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64, requires_grad=stress)
+    vectors, _ = batch.strained(positions, strain)
+    features = atomic_features(descriptor, batch, vectors)
+    with_constant = torch.cat([torch.ones_like(features[:, :1]), features], dim=1)
+    width = with_constant.shape[1]
+    blocks = with_constant.new_zeros(len(features), n_el, width)
+    blocks[torch.arange(len(features)), batch.species] = with_constant
+    energy = batch.sum_per_structure(blocks.reshape(len(features), -1))
+    k = energy.shape[1]
+    force_rows = energy.new_zeros(0, k)
+    stress_rows = energy.new_zeros(batch.n_structures, 0, k)
+    inputs = [t for t, wanted in ((positions, forces), (strain, stress)) if wanted]
+    if inputs:
+        # Constant columns have no gradient; differentiate only the feature columns.
+        live = [c for c in range(k) if c % width != 0]
+        seeds = torch.zeros(len(live), *energy.shape, dtype=energy.dtype)
+        seeds[torch.arange(len(live)), :, live] = 1.0
+        grads = torch.autograd.grad(
+            energy, inputs, grad_outputs=seeds, is_grads_batched=True, allow_unused=True
+        )
+        grads = list(grads)
+        if forces:
+            g = grads.pop(0)  # (L, N, 3)
+            force_rows = energy.new_zeros(3 * len(features), k)
+            force_rows[:, live] = -g.reshape(len(live), -1).T
+        if stress:
+            g = grads.pop(0)  # (L, S, 3, 3)
+            voigt = torch.stack([g[:, :, a, b] for a, b in VOIGT], dim=-1)  # (L, S, 6)
+            stress_rows = energy.new_zeros(batch.n_structures, 6, k)
+            stress_rows[:, :, live] = (voigt / batch.volumes[None, :, None]).permute(1, 2, 0)
+    return DesignMatrix(energy.detach(), force_rows.detach(), stress_rows.detach())

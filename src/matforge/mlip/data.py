@@ -15,14 +15,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from matforge.core.errors import ConfigError
 
 #: FitSNAP's JSON stores the pressure tensor in bar (LAMMPS metal units): positive when
-#: compressed. ASE's stress is -pressure, in eV/A^3.
-BAR = units.bar
+#: compressed. ASE's stress is -pressure, in eV/A^3. The conversion is LAMMPS's (nktv2p for
+#: metal units), so that stresses round-trip with LAMMPS and FitSNAP exactly; ASE's
+#: `units.bar` differs from it by 8e-8 relative.
+BAR_PER_EV_PER_A3 = 1.6021765e6
+BAR = 1.0 / BAR_PER_EV_PER_A3
 
 
 def _labelled(

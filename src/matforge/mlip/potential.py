@@ -1,0 +1,117 @@
+"""One code path from positions to energy, forces and stress, for every matforge potential.
+
+A `Potential` is a descriptor (per-atom features from neighbour pair vectors), an atomic
+model (atomic energies from features, per species) and an optional reference pair
+potential (e.g. `ZBL`) added on top. Forces are -dE/dr and the stress is (1/V) dE/d strain
+(ASE's convention, eV/A^3; positive is tensile), both by autograd through the pair vectors,
+which carry the homogeneous strain of each structure's cell and positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from matforge.mlip.batch import AtomsBatch
+from matforge.mlip.descriptors import Descriptor
+
+
+class AtomicModel(Protocol):
+    def __call__(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor: ...
+
+
+class LinearModel(torch.nn.Module):
+    """E_i = c[s_i, 0] + c[s_i, 1:] . D_i (SNAP's linear model), per species s_i."""
+
+    def __init__(self, n_elements: int, n_features: int) -> None:
+        super().__init__()
+        self.coefficients = torch.nn.Parameter(
+            torch.zeros(n_elements, 1 + n_features, dtype=torch.float64)
+        )
+
+    def forward(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        c = self.coefficients[species]
+        return c[:, 0] + (c[:, 1:] * features).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class PotentialOutput:
+    energy: torch.Tensor  # (S,) eV
+    forces: torch.Tensor | None  # (N, 3) eV/A
+    stress: torch.Tensor | None  # (S, 3, 3) eV/A^3, ASE convention
+    atomic_energies: torch.Tensor  # (N,) eV
+
+
+class Potential(torch.nn.Module):
+    """descriptor + atomic model (+ reference pair potential)."""
+
+    def __init__(
+        self,
+        descriptor: Descriptor,
+        model: torch.nn.Module,
+        reference: torch.nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+        self.model = model
+        self.reference = reference
+        if reference is not None and tuple(reference.elements) != tuple(descriptor.elements):
+            raise ValueError(
+                f"reference elements {reference.elements} differ from the descriptor's "
+                f"{descriptor.elements}"
+            )
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return tuple(self.descriptor.elements)
+
+    @property
+    def cutoff(self) -> float:
+        cuts = [self.descriptor.cutoff]
+        if self.reference is not None:
+            cuts.append(self.reference.cutoff)
+        return max(cuts)
+
+    def batch(self, structures: list) -> AtomsBatch:
+        return AtomsBatch.from_atoms(structures, self.elements, self.cutoff)
+
+    def atomic_energies(self, batch: AtomsBatch, vectors: torch.Tensor) -> torch.Tensor:
+        pairs = batch.pairs
+        args = (vectors, pairs.center, batch.species[pairs.neighbor], batch.species)
+        energies = self.model(self.descriptor(*args), batch.species)
+        if self.reference is not None:
+            energies = energies + self.reference(*args)
+        return energies
+
+    def forward(
+        self,
+        batch: AtomsBatch,
+        *,
+        forces: bool = True,
+        stress: bool = True,
+        create_graph: bool = False,
+    ) -> PotentialOutput:
+        positions = batch.positions.clone().requires_grad_(forces)
+        strain = torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64, requires_grad=stress)
+        with torch.enable_grad():
+            vectors, _ = batch.strained(positions, strain)
+            atomic = self.atomic_energies(batch, vectors)
+            energy = batch.sum_per_structure(atomic)
+            wanted = [t for t, flag in ((positions, forces), (strain, stress)) if flag]
+            grads = (
+                list(torch.autograd.grad(energy.sum(), wanted, create_graph=create_graph))
+                if wanted
+                else []
+            )
+        force = -grads.pop(0) if forces else None
+        sigma = None
+        if stress:
+            g = grads.pop(0)
+            sigma = 0.5 * (g + g.transpose(1, 2)) / batch.volumes[:, None, None]
+        if not create_graph:
+            energy, atomic = energy.detach(), atomic.detach()
+            force = force.detach() if force is not None else None
+            sigma = sigma.detach() if sigma is not None else None
+        return PotentialOutput(energy, force, sigma, atomic)

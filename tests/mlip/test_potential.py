@@ -1,0 +1,175 @@
+"""One code path for energy, forces and stress: checked by finite differences, and the
+ASE calculator, file format and MD built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+from matforge.core.errors import ConfigError
+from matforge.mlip.calculator import MatforgeCalculator
+from matforge.mlip.io import FORMAT_VERSION, load_potential, save_potential
+from matforge.mlip.potential import LinearModel, Potential
+from matforge.mlip.snap import Bispectrum, SnapParameters
+from matforge.mlip.zbl import ZBL
+
+
+def random_snap(elements=("Ta",), twojmax=4, seed=0, quadratic=False) -> Potential:
+    radius = {"Ta": 0.5, "W": 0.45}
+    weight = {"Ta": 1.0, "W": 0.8}
+    parameters = SnapParameters(
+        twojmax,
+        4.7,
+        {e: radius[e] for e in elements},
+        {e: weight[e] for e in elements},
+        rfac0=0.99363,
+        rmin0=0.0,
+        quadraticflag=quadratic,
+    )
+    descriptor = Bispectrum(parameters)
+    model = LinearModel(len(elements), descriptor.n_features)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.coefficients.copy_(
+            0.01 * torch.randn(model.coefficients.shape, generator=g, dtype=torch.float64)
+        )
+    charges = {"Ta": 73.0, "W": 74.0}
+    return Potential(descriptor, model, ZBL({e: charges[e] for e in elements}, 2.0, 2.9))
+
+
+def rattled(symbols=None, seed=1) -> Atoms:
+    atoms = bulk("Ta", "bcc", a=3.3, cubic=True).repeat((2, 2, 2))
+    atoms.set_cell(
+        atoms.cell.array @ np.array([[1.0, 0.02, 0], [0, 0.97, 0.03], [0.01, 0, 1.02]]),
+        scale_atoms=True,
+    )
+    if symbols is not None:
+        atoms.set_chemical_symbols(symbols)
+    atoms.rattle(0.15, seed=seed)
+    return atoms
+
+
+def energy(potential: Potential, atoms: Atoms) -> float:
+    return float(potential(potential.batch([atoms]), forces=False, stress=False).energy[0])
+
+
+@pytest.mark.parametrize(
+    ("elements", "quadratic"), [(("Ta",), False), (("Ta", "W"), False), (("Ta",), True)]
+)
+def test_forces_equal_finite_differences_of_the_energy(elements, quadratic):
+    potential = random_snap(elements, quadratic=quadratic)
+    symbols = ["Ta", "W"] * 8 if len(elements) == 2 else None
+    atoms = rattled(symbols)
+    forces = potential(potential.batch([atoms]), stress=False).forces.numpy()
+    h = 1e-5
+    for atom, axis in [(0, 0), (3, 1), (7, 2), (12, 0), (15, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(energy(potential, plus) - energy(potential, minus)) / (2 * h)
+        assert forces[atom, axis] == pytest.approx(numeric, abs=1e-6)
+
+
+def test_stress_equals_finite_differences_with_respect_to_strain():
+    potential = random_snap(("Ta", "W"))
+    atoms = rattled(["Ta", "W"] * 8)
+    stress = potential(potential.batch([atoms])).stress[0].numpy()
+    h = 1e-6
+    volume = atoms.get_volume()
+    for a, b in [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]:
+        values = []
+        for sign in (1, -1):
+            strain = np.eye(3)
+            strain[a, b] += sign * h / 2
+            strain[b, a] += sign * h / 2
+            deformed = atoms.copy()
+            deformed.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+            values.append(energy(potential, deformed))
+        numeric = (values[0] - values[1]) / (2 * h) / volume
+        assert stress[a, b] == pytest.approx(numeric, abs=1e-8)
+
+
+def test_translation_and_rotation_leave_the_energy_unchanged():
+    potential = random_snap(("Ta", "W"))
+    atoms = rattled(["Ta", "W"] * 8)
+    e0 = energy(potential, atoms)
+    turned = atoms.copy()
+    turned.rotate(37, (1, 2, 3), rotate_cell=True)
+    turned.translate((0.3, -1.2, 2.0))
+    assert energy(potential, turned) == pytest.approx(e0, abs=1e-9)
+    shuffled = atoms[np.random.default_rng(0).permutation(len(atoms))]
+    assert energy(potential, shuffled) == pytest.approx(e0, abs=1e-9)
+
+
+def test_batch_of_structures_equals_one_by_one():
+    potential = random_snap(("Ta", "W"))
+    structures = [rattled(["Ta", "W"] * 8, seed=s) for s in range(3)]
+    structures.append(bulk("Ta", "bcc", a=3.3) * (3, 3, 3))  # a different size
+    together = potential(potential.batch(structures))
+    offset = 0
+    for k, atoms in enumerate(structures):
+        alone = potential(potential.batch([atoms]))
+        assert together.energy[k] == pytest.approx(float(alone.energy[0]), abs=1e-10)
+        n = len(atoms)
+        assert torch.allclose(together.forces[offset : offset + n], alone.forces, atol=1e-10)
+        assert torch.allclose(together.stress[k], alone.stress[0], atol=1e-12)
+        offset += n
+
+
+def test_calculator_matches_the_potential_and_ase_stress_convention():
+    potential = random_snap(("Ta",))
+    atoms = rattled()
+    atoms.calc = MatforgeCalculator(potential)
+    direct = potential(potential.batch([atoms]))
+    assert atoms.get_potential_energy() == pytest.approx(float(direct.energy[0]))
+    assert atoms.get_potential_energies().sum() == pytest.approx(float(direct.energy[0]))
+    np.testing.assert_allclose(atoms.get_forces(), direct.forces.numpy())
+    full = atoms.get_stress(voigt=False)
+    np.testing.assert_allclose(full, direct.stress[0].numpy(), atol=1e-14)
+
+
+def test_saved_potential_loads_with_identical_predictions(tmp_path):
+    potential = random_snap(("Ta", "W"), quadratic=True)
+    atoms = rattled(["Ta", "W"] * 8)
+    path = save_potential(potential, tmp_path / "model.pt")
+    loaded = load_potential(path)
+    assert energy(loaded, atoms) == energy(potential, atoms)
+    with pytest.raises(Exception, match="exists"):
+        save_potential(potential, path)
+
+
+def test_file_from_a_newer_format_is_refused_clearly(tmp_path):
+    path = save_potential(random_snap(), tmp_path / "model.pt")
+    record = torch.load(path, weights_only=True)
+    record["format_version"] = FORMAT_VERSION + 1
+    torch.save(record, path)
+    with pytest.raises(ConfigError, match="Upgrade matforge"):
+        load_potential(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="not a matforge potential"):
+        load_potential(tmp_path / "junk.pt")
+
+
+def test_unknown_element_is_named():
+    potential = random_snap(("Ta",))
+    atoms = rattled(["Ta"] * 15 + ["Nb"])
+    with pytest.raises(ConfigError, match="Nb"):
+        potential.batch([atoms])
+
+
+def test_zbl_switches_off_smoothly_at_the_outer_cutoff():
+    zbl = ZBL({"Ta": 73.0}, 4.0, 4.8)
+    r = torch.tensor([4.8 - 1e-4], dtype=torch.float64, requires_grad=True)
+    species = torch.zeros(1, dtype=torch.long)
+    e = zbl.pair_energy(r, species, species)
+    (d1,) = torch.autograd.grad(e.sum(), r, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), r)
+    # E, E' and E'' vanish at the cutoff: 1e-4 inside it they are O(1e-12), O(1e-8), O(1e-4).
+    assert abs(float(e.detach())) < 1e-9
+    assert abs(float(d1.detach())) < 1e-5
+    assert abs(float(d2)) < 1e-1
+    inner = zbl.pair_energy(torch.tensor([1.0], dtype=torch.float64), species, species)
+    assert float(inner) > 100  # strongly repulsive at 1 A (Z = 73)

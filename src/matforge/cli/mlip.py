@@ -1,0 +1,140 @@
+"""`matforge mlip ...`: fit interatomic potentials, evaluate them, run MD with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from matforge.cli._output import JsonFlag, print_json, stdout_console
+
+app = typer.Typer(
+    help="Machine-learned interatomic potentials: fit, evaluate, molecular dynamics.",
+    no_args_is_help=True,
+)
+
+
+@app.command("fit")
+def fit_command(
+    config_path: Annotated[Path, typer.Argument(help="YAML settings (see examples/).")],
+    override: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Fit a SNAP potential on energies, forces and stresses; write model, errors, plots."""
+    from matforge.core.config import load_config
+    from matforge.mlip.job import MlipFitConfig, run_fit
+    from matforge.mlip.report import write_fit_run
+
+    config = load_config(config_path, MlipFitConfig, override or [])
+    result = run_fit(config)
+    run, metrics = write_fit_run(result)
+    metrics["run"] = str(run.path)
+    if json_output:
+        print_json(metrics)
+        return
+    console = stdout_console()
+    table = result.errors[result.errors.weighting == "unweighted"]
+    console.print(
+        f"fitted {metrics['coefficients']} coefficients on {metrics['train_structures']} "
+        f"structures ({metrics['test_structures']} held out), solver {config.fit.solver}"
+        + (f", alpha {result.alpha:g}" if config.fit.solver == "ridge" else "")
+    )
+    console.print("unweighted errors (energy eV/atom, force eV/A, stress bar):")
+    console.print(
+        table[["split", "group", "kind", "count", "mae", "rmse"]].to_string(
+            index=False, float_format=lambda v: f"{v:.4g}"
+        )
+    )
+    console.print(f"wrote {run.path}")
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[Path, typer.Argument(help="model.pt written by 'matforge mlip fit'.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Labelled structures: a file ASE reads, or a folder of FitSNAP JSON groups."
+        ),
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """Errors of a potential on labelled structures, per group."""
+    from matforge.mlip.evaluate import evaluate_potential
+    from matforge.mlip.io import load_potential
+
+    table = evaluate_potential(load_potential(model), data)
+    if json_output:
+        print_json({"model": str(model), "data": str(data), "errors": table.to_dict("records")})
+        return
+    stdout_console().print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@app.command("md")
+def md_command(
+    model: Annotated[Path, typer.Argument(help="model.pt written by 'matforge mlip fit'.")],
+    structure: Annotated[Path, typer.Argument(help="Starting structure (any file ASE reads).")],
+    ensemble: Annotated[str, typer.Option(help="nve, nvt (Langevin) or npt (MTK).")] = "nve",
+    temperature: Annotated[float, typer.Option(help="K")] = 300.0,
+    timestep: Annotated[float, typer.Option(help="fs")] = 1.0,
+    steps: Annotated[int, typer.Option()] = 1000,
+    pressure: Annotated[float, typer.Option(help="GPa, for npt")] = 0.0,
+    repeat: Annotated[str, typer.Option(help="Supercell, e.g. 4,4,4.")] = "1,1,1",
+    log_every: Annotated[int, typer.Option()] = 10,
+    trajectory: Annotated[
+        Path, typer.Option(help="ASE trajectory to write (never overwritten).")
+    ] = Path("md.traj"),
+    json_output: JsonFlag = False,
+) -> None:
+    """Molecular dynamics with a fitted potential through ASE; writes a trajectory and a log."""
+    from ase.io import read
+
+    from matforge.core.errors import ConfigError
+    from matforge.core.progress import is_quiet
+    from matforge.core.rundir import atomic_write_text
+    from matforge.mlip.calculator import MatforgeCalculator
+    from matforge.mlip.md import run_md
+
+    try:
+        reps = tuple(int(v) for v in repeat.split(","))
+    except ValueError:
+        raise ConfigError(f"--repeat must look like 4,4,4, got {repeat!r}") from None
+    if len(reps) != 3 or min(reps) < 1:
+        raise ConfigError(f"--repeat must be three positive integers, got {repeat!r}")
+    if not structure.is_file():
+        raise ConfigError(f"{structure}: no such structure file")
+    atoms = read(structure).repeat(reps)
+    atoms.calc = MatforgeCalculator.from_file(str(model))
+    log = run_md(
+        atoms,
+        ensemble=ensemble,  # type: ignore[arg-type]
+        temperature=temperature,
+        timestep_fs=timestep,
+        steps=steps,
+        pressure_gpa=pressure,
+        log_every=log_every,
+        trajectory=trajectory,
+        show_progress=not is_quiet() and not json_output,
+    )
+    import pandas as pd
+
+    log_path = trajectory.with_suffix(".csv")
+    atomic_write_text(log_path, pd.DataFrame(log.rows()).to_csv(index=False))
+    summary = {
+        "atoms": len(atoms),
+        "steps": steps,
+        "ensemble": ensemble,
+        "final_temperature_K": log.temperature[-1],
+        "energy_drift_eV_per_atom": log.drift_per_atom(len(atoms)),
+        "trajectory": str(trajectory),
+        "log": str(log_path),
+    }
+    if json_output:
+        print_json(summary)
+        return
+    console = stdout_console()
+    for key, value in summary.items():
+        console.print(f"{key}: {value}")

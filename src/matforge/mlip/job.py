@@ -1,0 +1,181 @@
+"""`matforge mlip fit CONFIG.yaml`: settings, the fit, and its run directory.
+
+The fit splits configurations (not rows) into train and test sets, per group, with a
+seeded shuffle; assembles the SNAP linear system once; solves it with FitSNAP's SVD or with
+ridge regression; and, when several ridge strengths are given, picks the one with the
+lowest validation score (energy RMSE / std of the energies + force RMSE / std of the force
+components, on a validation part of the training set). The run directory holds model.pt
+(matforge), model.snapcoeff/.snapparam (LAMMPS), errors.csv (per group, kind, split),
+metrics.json and parity plots for energies and forces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field, model_validator
+
+from matforge.core.config import JobConfig, StrictModel
+from matforge.core.errors import ConfigError
+from matforge.mlip.data import read_fitsnap_groups, read_structures
+from matforge.mlip.linear import GroupWeights, LinearSystem, assemble, error_table, solve
+from matforge.mlip.potential import LinearModel, Potential
+from matforge.mlip.snap import Bispectrum, SnapParameters
+from matforge.mlip.zbl import ZBL
+
+
+class DataConfig(StrictModel):
+    format: Literal["fitsnap-json", "ase"] = "fitsnap-json"
+    path: Path = Field(description="folder of FitSNAP group folders, or a file ASE reads")
+    groups: list[str] | None = Field(None, description="FitSNAP groups to read (default all)")
+
+
+class SnapConfig(StrictModel):
+    kind: Literal["snap"] = "snap"
+    twojmax: int = Field(6, ge=0, le=16)
+    rcutfac: float = Field(gt=0)
+    rfac0: float = Field(0.99363, gt=0, le=1)
+    rmin0: float = Field(0.0, ge=0)
+    radius: dict[str, float]
+    weight: dict[str, float]
+    bzeroflag: bool = False
+    quadraticflag: bool = False
+
+
+class ZBLConfig(StrictModel):
+    kind: Literal["zbl"] = "zbl"
+    inner: float = Field(gt=0)
+    outer: float = Field(gt=0)
+    charges: dict[str, float]
+
+
+class FitConfig(StrictModel):
+    solver: Literal["svd", "ridge"] = "svd"
+    alphas: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    test_fraction: float = Field(0.0, ge=0, lt=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class MlipFitConfig(JobConfig):
+    data: DataConfig
+    descriptor: SnapConfig
+    reference: ZBLConfig | None = None
+    weights: dict[str, tuple[float, float, float]] = Field(
+        default_factory=dict, description="group: [energy, force, stress (bar)] weights"
+    )
+    default_weights: tuple[float, float, float] = (1.0, 1.0, 0.0)
+    fit: FitConfig = Field(default_factory=FitConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MlipFitConfig:
+        if set(self.descriptor.radius) != set(self.descriptor.weight):
+            raise ValueError("descriptor.radius and descriptor.weight must name the same elements")
+        if self.reference is not None:
+            if set(self.reference.charges) != set(self.descriptor.radius):
+                raise ValueError("reference.charges must name the descriptor's elements")
+            if self.reference.inner >= self.reference.outer:
+                raise ValueError("reference.inner must be smaller than reference.outer")
+        if self.fit.solver == "svd" and self.fit.alphas != [0.0]:
+            raise ValueError("fit.alphas applies to solver 'ridge' only")
+        return self
+
+
+@dataclass
+class FitResult:
+    config: MlipFitConfig
+    potential: Potential
+    system: LinearSystem
+    train: np.ndarray  # structure indices
+    test: np.ndarray
+    alpha: float
+    errors: pd.DataFrame
+    structures: list
+
+
+def build_potential(config: MlipFitConfig) -> Potential:
+    d = config.descriptor
+    parameters = SnapParameters(
+        twojmax=d.twojmax,
+        rcutfac=d.rcutfac,
+        radius=d.radius,
+        weight=d.weight,
+        rfac0=d.rfac0,
+        rmin0=d.rmin0,
+        bzeroflag=d.bzeroflag,
+        quadraticflag=d.quadraticflag,
+    )
+    descriptor = Bispectrum(parameters)
+    reference = None
+    if config.reference is not None:
+        r = config.reference
+        reference = ZBL({e: r.charges[e] for e in parameters.elements}, r.inner, r.outer)
+    return Potential(
+        descriptor, LinearModel(len(parameters.elements), descriptor.n_features), reference
+    )
+
+
+def load_training_data(config: DataConfig) -> list:
+    if config.format == "fitsnap-json":
+        return read_fitsnap_groups(config.path, config.groups)
+    return read_structures(config.path)
+
+
+def split_by_group(groups: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Structure indices (train, test): `fraction` of each group's structures held out."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for group in sorted(set(groups)):
+        members = np.array([i for i, g in enumerate(groups) if g == group])
+        rng.shuffle(members)
+        n_test = round(fraction * len(members))
+        test.extend(members[:n_test])
+        train.extend(members[n_test:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))
+
+
+def _score(system: LinearSystem, coefficients: np.ndarray) -> float:
+    residual = system.a @ coefficients - system.b
+    score = 0.0
+    for kind in (0, 1):
+        rows = system.kind == kind
+        if rows.any():
+            score += np.sqrt((residual[rows] ** 2).mean()) / max(system.b[rows].std(), 1e-12)
+    return float(score)
+
+
+def run_fit(config: MlipFitConfig) -> FitResult:
+    structures = load_training_data(config.data)
+    if not structures:
+        raise ConfigError(f"{config.data.path}: no configurations found")
+    potential = build_potential(config)
+    groups = [str(a.info.get("group", "all")) for a in structures]
+    weights = {g: GroupWeights(*config.weights.get(g, config.default_weights)) for g in set(groups)}
+    train, test = split_by_group(groups, config.fit.test_fraction, config.seed)
+    system = assemble(potential, structures)
+    training = system.subset(train)
+    alpha = config.fit.alphas[0]
+    if len(config.fit.alphas) > 1:
+        fit_part, validation = split_by_group(
+            [groups[i] for i in train], config.fit.validation_fraction, config.seed + 1
+        )
+        inner, outer = training.subset(train[fit_part]), training.subset(train[validation])
+        scores = {
+            a: _score(outer, solve(inner, weights, solver="ridge", alpha=a))
+            for a in config.fit.alphas
+        }
+        alpha = min(scores, key=scores.get)
+    coefficients = solve(training, weights, solver=config.fit.solver, alpha=alpha)
+    with torch.no_grad():
+        potential.model.coefficients.copy_(
+            torch.from_numpy(coefficients.reshape(potential.model.coefficients.shape))
+        )
+    tables = [error_table(training, coefficients, weights).assign(split="train")]
+    if len(test):
+        tables.append(error_table(system.subset(test), coefficients, weights).assign(split="test"))
+    errors = pd.concat(tables, ignore_index=True)
+    return FitResult(config, potential, system, train, test, alpha, errors, structures)

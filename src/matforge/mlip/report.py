@@ -1,0 +1,78 @@
+"""The run directory of `matforge mlip fit`: model files, error tables, parity plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from matforge.core.rundir import RunDirectory
+from matforge.mlip.io import save_potential
+from matforge.mlip.job import FitResult
+from matforge.mlip.lammps_files import write_snap_files
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _parity(result: FitResult, kind: int, label: str, unit: str):
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    coefficients = result.potential.model.coefficients.detach().numpy().reshape(-1)
+    for split, indices, colour in (("train", result.train, "C0"), ("test", result.test, "C3")):
+        if len(indices) == 0:
+            continue
+        part = result.system.subset(indices)
+        rows = part.kind == kind
+        axis.scatter(
+            part.b[rows], part.a[rows] @ coefficients, s=4, alpha=0.5, c=colour, label=split
+        )
+    low, high = axis.get_xlim()
+    axis.plot([low, high], [low, high], "k--", lw=0.8)
+    axis.set_xlabel(f"DFT - reference {label} ({unit})")
+    axis.set_ylabel(f"SNAP {label} ({unit})")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def write_fit_run(result: FitResult) -> tuple[RunDirectory, dict[str, Any]]:
+    config = result.config
+    run = RunDirectory.create(config.name, config.runs_dir)
+    run.write_config(config)
+    save_potential(result.potential, run.file("model.pt"))
+    coefficients = result.potential.model.coefficients.detach().numpy()
+    write_snap_files(
+        run.file("model"),
+        result.potential.descriptor.parameters,
+        {e: coefficients[k] for k, e in enumerate(result.potential.elements)},
+    )
+    run.write_table("errors.csv", result.errors)
+    for kind, label, unit in ((0, "energy", "eV/atom"), (1, "force", "eV/A")):
+        figure = _parity(result, kind, label, unit)
+        run.save_figure(f"parity_{label}.png", figure)
+        _pyplot().close(figure)
+    overall = result.errors[
+        (result.errors.group == "*ALL") & (result.errors.weighting == "unweighted")
+    ]
+    metrics = {
+        "structures": len(result.structures),
+        "train_structures": len(result.train),
+        "test_structures": len(result.test),
+        "alpha": result.alpha,
+        "solver": config.fit.solver,
+        "errors": {
+            f"{row.split}_{row.kind}_{stat}": float(getattr(row, stat))
+            for row in overall.itertuples()
+            for stat in ("mae", "rmse")
+        },
+        "coefficients": int(np.size(coefficients)),
+    }
+    run.write_json("metrics.json", metrics)
+    return run, metrics

@@ -1,0 +1,102 @@
+"""`matforge mlip fit | eval | md` on a small EMT-labelled set (fast, no shared data)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+from typer.testing import CliRunner
+
+from matforge.cli import app
+
+
+@pytest.fixture(scope="module")
+def emt_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("emt")
+    structures = []
+    for k in range(12):
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.02 * (k % 4), cubic=True).repeat((2, 2, 1))
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = EMT()
+        energy, forces, stress = (
+            atoms.get_potential_energy(),
+            atoms.get_forces(),
+            atoms.get_stress(),
+        )
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
+        atoms.info["group"] = "bulk" if k < 8 else "strained"
+        structures.append(atoms)
+    path = folder / "cu.extxyz"
+    write(path, structures)
+    config = folder / "fit.yaml"
+    config.write_text(
+        f"""name: cu-snap
+runs_dir: {folder / "runs"}
+data: {{format: ase, path: {path}}}
+descriptor: {{twojmax: 4, rcutfac: 4.0, radius: {{Cu: 0.5}}, weight: {{Cu: 1.0}}}}
+weights: {{bulk: [1, 1, 0.0001], strained: [1, 1, 0.0001]}}
+fit: {{solver: ridge, alphas: [1.0e-8, 1.0e-4], test_fraction: 0.25}}
+"""
+    )
+    return folder, path, config
+
+
+def test_fit_eval_md_round_trip(emt_data):
+    folder, data, config = emt_data
+    runner = CliRunner()
+    fitted = runner.invoke(app, ["mlip", "fit", str(config), "--json"])
+    assert fitted.exit_code == 0, fitted.output
+    metrics = json.loads(fitted.stdout)
+    assert metrics["test_structures"] == 3
+    assert metrics["errors"]["test_force_rmse"] < 0.2  # eV/A on EMT Cu
+    run = folder / "runs" / metrics["run"].split("/")[-1]
+    for name in (
+        "model.pt",
+        "model.snapcoeff",
+        "model.snapparam",
+        "errors.csv",
+        "parity_energy.png",
+        "parity_force.png",
+        "metrics.json",
+    ):
+        assert (run / name).stat().st_size > 0, name
+    evaluated = runner.invoke(app, ["mlip", "eval", str(run / "model.pt"), str(data), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    rows = json.loads(evaluated.stdout)["errors"]
+    assert {r["kind"] for r in rows} == {"energy", "force", "stress"}
+    structure = folder / "cu.cif"
+    write(structure, bulk("Cu", "fcc", a=3.61, cubic=True))
+    md = runner.invoke(
+        app,
+        [
+            "mlip",
+            "md",
+            str(run / "model.pt"),
+            str(structure),
+            "--steps",
+            "20",
+            "--repeat",
+            "2,2,2",
+            "--trajectory",
+            str(folder / "md.traj"),
+            "--json",
+        ],
+    )
+    assert md.exit_code == 0, md.output
+    summary = json.loads(md.stdout)
+    assert summary["atoms"] == 32
+    assert (folder / "md.csv").stat().st_size > 0
+
+
+def test_fit_config_errors_name_the_field(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "data: {path: x}\ndescriptor: {rcutfac: 4.0, radius: {Cu: 0.5}, weight: {Ni: 1.0}}\n"
+    )
+    result = CliRunner().invoke(app, ["mlip", "fit", str(config)])
+    assert result.exit_code != 0
+    assert "radius" in result.output

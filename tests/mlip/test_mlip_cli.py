@@ -39,7 +39,8 @@ runs_dir: {folder / "runs"}
 data: {{format: ase, path: {path}}}
 descriptor: {{twojmax: 4, rcutfac: 4.0, radius: {{Cu: 0.5}}, weight: {{Cu: 1.0}}}}
 weights: {{bulk: [1, 1, 0.0001], strained: [1, 1, 0.0001]}}
-fit: {{solver: ridge, alphas: [1.0e-8, 1.0e-4], test_fraction: 0.25}}
+fit: {{solver: ridge, alphas: [1.0e-8, 1.0e-4], weight_scales: {{energy: [0.5, 1]}},
+      test_fraction: 0.25}}
 """
     )
     return folder, path, config
@@ -52,6 +53,8 @@ def test_fit_eval_md_round_trip(emt_data):
     assert fitted.exit_code == 0, fitted.output
     metrics = json.loads(fitted.stdout)
     assert metrics["test_structures"] == 3
+    assert metrics["alpha"] in (1e-8, 1e-4)
+    assert metrics["weight_scales"]["energy"] in (0.5, 1.0)
     assert metrics["errors"]["test_force_rmse"] < 0.2  # eV/A on EMT Cu
     run = folder / "runs" / metrics["run"].split("/")[-1]
     for name in (
@@ -100,3 +103,23 @@ def test_fit_config_errors_name_the_field(tmp_path):
     result = CliRunner().invoke(app, ["mlip", "fit", str(config)])
     assert result.exit_code != 0
     assert "radius" in result.output
+
+
+def test_convert_to_an_ase_database_keeps_labels_and_groups(emt_data, tmp_path):
+    from ase.io import read
+
+    _, data, _ = emt_data
+    out = tmp_path / "cu.db"
+    result = CliRunner().invoke(app, ["mlip", "convert", str(data), str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["groups"] == ["bulk", "strained"]
+    original = read(data, ":")
+    stored = read(out, ":")
+    assert len(stored) == len(original)
+    assert stored[3].get_potential_energy() == pytest.approx(original[3].get_potential_energy())
+    assert stored[3].get_forces() == pytest.approx(original[3].get_forces())
+    from matforge.mlip.data import read_structures
+
+    assert [a.info["group"] for a in read_structures(out)][7:9] == ["bulk", "strained"]
+    again = CliRunner().invoke(app, ["mlip", "convert", str(data), str(out)])
+    assert again.exit_code != 0  # an existing database is never overwritten

@@ -73,6 +73,27 @@ def eval_command(
     stdout_console().print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
+@app.command("convert")
+def convert_command(
+    data: Annotated[
+        Path, typer.Argument(help="A folder of FitSNAP JSON groups, or a file ASE reads.")
+    ],
+    out: Annotated[Path, typer.Argument(help="ASE database to create (.db: SQLite).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Store labelled structures (energies, forces, stresses, groups) in an ASE database."""
+    from matforge.mlip.data import read_fitsnap_groups, read_structures, write_database
+
+    structures = read_fitsnap_groups(data) if data.is_dir() else read_structures(data)
+    write_database(structures, out)
+    groups = sorted({str(a.info.get("group", "")) for a in structures})
+    summary = {"structures": len(structures), "groups": groups, "database": str(out)}
+    if json_output:
+        print_json(summary)
+        return
+    stdout_console().print(f"wrote {len(structures)} structures ({len(groups)} groups) to {out}")
+
+
 @app.command("md")
 def md_command(
     model: Annotated[Path, typer.Argument(help="model.pt written by 'matforge mlip fit'.")],

@@ -93,14 +93,27 @@ def _natural_key(path: Path) -> list[object]:
 
 
 def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
-    """Labelled structures from any file ASE reads (extended XYZ, ASE db, ...)."""
+    """Labelled structures from any file ASE reads (extended XYZ, ...) or an ASE database
+    (.db: every row, with its key-value pairs such as the group in `atoms.info`)."""
     from ase.io import read
 
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
+    if path.suffix == ".db":
+        # ase.io.read drops a row's key-value pairs, where the group lives.
+        from ase.db import connect
+
+        structures = []
+        for row in connect(path).select():
+            atoms = row.toatoms()
+            atoms.info.update(row.key_value_pairs)
+            atoms.info.setdefault("source", f"{path} row {row.id}")
+            structures.append(atoms)
+        return structures
     structures = read(path, index=index)
-    return list(structures) if isinstance(structures, list) else [structures]
+    structures = list(structures) if isinstance(structures, list) else [structures]
+    return structures
 
 
 def write_database(structures: Sequence[Atoms], path: str | Path) -> Path:

@@ -2,15 +2,17 @@
 
 The fit splits configurations (not rows) into train and test sets, per group, with a
 seeded shuffle; assembles the SNAP linear system once; solves it with FitSNAP's SVD or with
-ridge regression; and, when several ridge strengths are given, picks the one with the
-lowest validation score (energy RMSE / std of the energies + force RMSE / std of the force
-components, on a validation part of the training set). The run directory holds model.pt
-(matforge), model.snapcoeff/.snapparam (LAMMPS), errors.csv (per group, kind, split),
-metrics.json and parity plots for energies and forces.
+ridge regression; and, when several ridge strengths or weight multipliers (per kind of row,
+applied to every group) are given, picks the combination with the lowest validation score
+(energy RMSE / std of the energies + force RMSE / std of the force components, on a
+validation part of the training set), then refits on the whole training set. The run
+directory holds model.pt (matforge), model.snapcoeff/.snapparam (LAMMPS), errors.csv (per
+group, kind, split), metrics.json and parity plots for energies and forces.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -57,6 +59,10 @@ class ZBLConfig(StrictModel):
 class FitConfig(StrictModel):
     solver: Literal["svd", "ridge"] = "svd"
     alphas: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    weight_scales: dict[Literal["energy", "force", "stress"], list[float]] = Field(
+        default_factory=dict,
+        description="multipliers of every group's energy/force/stress weight to choose from",
+    )
     test_fraction: float = Field(0.0, ge=0, lt=1)
     validation_fraction: float = Field(0.2, gt=0, lt=1)
 
@@ -93,6 +99,7 @@ class FitResult:
     train: np.ndarray  # structure indices
     test: np.ndarray
     alpha: float
+    scales: dict[str, float]
     errors: pd.DataFrame
     structures: list
 
@@ -158,17 +165,25 @@ def run_fit(config: MlipFitConfig) -> FitResult:
     train, test = split_by_group(groups, config.fit.test_fraction, config.seed)
     system = assemble(potential, structures)
     training = system.subset(train)
-    alpha = config.fit.alphas[0]
-    if len(config.fit.alphas) > 1:
+    grid = [
+        (alpha, dict(zip(("energy", "force", "stress"), scales, strict=True)))
+        for alpha in config.fit.alphas
+        for scales in itertools.product(
+            *(config.fit.weight_scales.get(k, [1.0]) for k in ("energy", "force", "stress"))
+        )
+    ]
+    alpha, scales = grid[0]
+    if len(grid) > 1:
         fit_part, validation = split_by_group(
             [groups[i] for i in train], config.fit.validation_fraction, config.seed + 1
         )
         inner, outer = training.subset(train[fit_part]), training.subset(train[validation])
-        scores = {
-            a: _score(outer, solve(inner, weights, solver="ridge", alpha=a))
-            for a in config.fit.alphas
-        }
-        alpha = min(scores, key=scores.get)
+        scores = [
+            _score(outer, solve(inner, _scaled(weights, s), solver=config.fit.solver, alpha=a))
+            for a, s in grid
+        ]
+        alpha, scales = grid[int(np.argmin(scores))]
+    weights = _scaled(weights, scales)
     coefficients = solve(training, weights, solver=config.fit.solver, alpha=alpha)
     with torch.no_grad():
         potential.model.coefficients.copy_(
@@ -178,4 +193,13 @@ def run_fit(config: MlipFitConfig) -> FitResult:
     if len(test):
         tables.append(error_table(system.subset(test), coefficients, weights).assign(split="test"))
     errors = pd.concat(tables, ignore_index=True)
-    return FitResult(config, potential, system, train, test, alpha, errors, structures)
+    return FitResult(config, potential, system, train, test, alpha, scales, errors, structures)
+
+
+def _scaled(weights: dict[str, GroupWeights], scales: dict[str, float]) -> dict[str, GroupWeights]:
+    return {
+        g: GroupWeights(
+            w.energy * scales["energy"], w.force * scales["force"], w.stress * scales["stress"]
+        )
+        for g, w in weights.items()
+    }

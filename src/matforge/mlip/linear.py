@@ -153,8 +153,13 @@ def solve(
     if solver == "ridge":
         if alpha < 0:
             raise ConfigError(f"ridge alpha must be >= 0, got {alpha}")
+        # Least squares on [w A; sqrt(alpha) I] c = [w b; 0]: the normal equations would
+        # square the condition number (1e17 for SNAP's bispectrum columns).
         k = aw.shape[1]
-        return scipy.linalg.solve(aw.T @ aw + alpha * np.eye(k), aw.T @ bw, assume_a="pos")
+        stacked_a = np.vstack([aw, np.sqrt(alpha) * np.eye(k)])
+        stacked_b = np.concatenate([bw, np.zeros(k)])
+        coefficients, *_ = scipy.linalg.lstsq(stacked_a, stacked_b, lapack_driver="gelsd")
+        return coefficients
     raise ConfigError(f"solver must be 'svd' or 'ridge', got {solver!r}")
 
 

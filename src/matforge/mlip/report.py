@@ -66,6 +66,7 @@ def write_fit_run(result: FitResult) -> tuple[RunDirectory, dict[str, Any]]:
         "train_structures": len(result.train),
         "test_structures": len(result.test),
         "alpha": result.alpha,
+        "weight_scales": result.scales,
         "solver": config.fit.solver,
         "errors": {
             f"{row.split}_{row.kind}_{stat}": float(getattr(row, stat))

@@ -159,6 +159,10 @@ class Bispectrum(torch.nn.Module):
             rows = torch.arange(half + 1, j + 1, dtype=torch.float64)[:, None]
             sign = torch.where((ma - rows) % 2 == 0, 1.0, -1.0).to(torch.complex128)
             self.register_buffer(f"parity_{j}", sign, persistent=False)
+            if j % 2 == 0:
+                previous = torch.arange(j, dtype=torch.float64)
+                extra = torch.where((previous - half) % 2 == 0, 1.0, -1.0).to(torch.complex128)
+                self.register_buffer(f"extra_parity_{j}", extra, persistent=False)
 
     @property
     def cutoff(self) -> float:
@@ -177,8 +181,13 @@ class Bispectrum(torch.nn.Module):
         quad = [f"{a}*{b}" for k, a in enumerate(linear) for b in linear[k:]]
         return linear + quad
 
-    def wigner_u(self, vectors: torch.Tensor, cutoff: torch.Tensor) -> list[torch.Tensor]:
-        """U^j(r) for each pair, list over 2j of (P, 2j+1, 2j+1) complex, rows m', cols m."""
+    def wigner_u_top(self, vectors: torch.Tensor, cutoff: torch.Tensor) -> list[torch.Tensor]:
+        """Rows m' = 0 .. j // 2 of U^j(r) for each pair, list over 2j of (P, j//2 + 1, 2j+1).
+
+        The other rows follow from the symmetry U^j_{j-m', j-m} = (-1)^(m-m') conj(U^j_{m' m}),
+        which survives summation over neighbours, so pairs only carry the top rows (half the
+        work) and `mirror` completes the per-atom sums.
+        """
         p = self.parameters
         r = vectors.norm(dim=-1)
         theta0 = (r - p.rmin0) * p.rfac0 * math.pi / (cutoff - p.rmin0)
@@ -187,16 +196,54 @@ class Bispectrum(torch.nn.Module):
         x, y, z = vectors.unbind(-1)
         a_conj = torch.complex(r0inv * z0, r0inv * z)[:, None, None]
         b_conj = torch.complex(r0inv * y, r0inv * x)[:, None, None]
-        u = [torch.ones(len(r), 1, 1, dtype=torch.complex128, device=vectors.device)]
+        tops = [torch.ones(len(r), 1, 1, dtype=torch.complex128, device=vectors.device)]
         for j in range(1, p.twojmax + 1):
-            half = j // 2
-            rows = u[j - 1][:, : half + 1, :]
-            top = a_conj * F.pad(rows, (0, 1)) * getattr(self, f"down_{j}") - b_conj * F.pad(
-                rows, (1, 0)
-            ) * getattr(self, f"across_{j}")
-            mirrored = top[:, : j - half, :].conj().flip(1, 2)
-            u.append(torch.cat([top, getattr(self, f"parity_{j}") * mirrored], dim=1))
-        return u
+            down, across = self._recursion_terms(tops[j - 1], j)
+            tops.append(a_conj * down - b_conj * across)
+        return tops
+
+    def _previous_rows(self, top: torch.Tensor, j: int) -> torch.Tensor:
+        """Rows 0 .. j // 2 of U^{j-1} from its top rows (one mirrored row when j is even)."""
+        half = j // 2
+        if half == (j - 1) // 2:
+            return top
+        extra = getattr(self, f"extra_parity_{j}") * top[:, half - 1, :].flip(-1).conj()
+        return torch.cat([top, extra[:, None, :]], dim=1)
+
+    def _recursion_terms(self, top: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self._previous_rows(top, j)
+        down = F.pad(rows, (0, 1)) * getattr(self, f"down_{j}")
+        across = F.pad(rows, (1, 0)) * getattr(self, f"across_{j}")
+        return down, across
+
+    def mirror(self, top: torch.Tensor, j: int) -> torch.Tensor:
+        """The full (.., 2j+1, 2j+1) matrix from its rows 0 .. j // 2."""
+        if j == 0:
+            return top
+        mirrored = top[:, : j - j // 2, :].conj().flip(1, 2)
+        return torch.cat([top, getattr(self, f"parity_{j}") * mirrored], dim=1)
+
+    def wigner_u(self, vectors: torch.Tensor, cutoff: torch.Tensor) -> list[torch.Tensor]:
+        """U^j(r) for each pair, list over 2j of (P, 2j+1, 2j+1) complex, rows m', cols m."""
+        return [self.mirror(t, j) for j, t in enumerate(self.wigner_u_top(vectors, cutoff))]
+
+    @staticmethod
+    def _coupled(u1: torch.Tensor, u2: torch.Tensor, cg: torch.Tensor) -> torch.Tensor:
+        """Z_{m' m} = sum C[a', b', m'] C[a, b, m] U1_{a' a} U2_{b' b} for all atoms, (N, J+1,
+        J+1): the two contractions with the shared CG table are single matrix products over
+        all atoms; only the one coupling U1 and U2 is batched per atom."""
+        n, r1, _ = u1.shape
+        r2 = u2.shape[1]
+        i, k, m = cg.shape
+        # A[x, b, a', m] = sum_a U1[x, a', a] C[a, b, m]
+        coupled = (u1.reshape(n * r1, i) @ cg.reshape(i, k * m)).reshape(n, r1, k, m)
+        coupled = coupled.transpose(1, 2).reshape(n, k, r1 * m)
+        # T[x, b', a', m] = sum_b U2[x, b', b] A[x, b, a', m]: one (r2 x k)(k x r1 m) per atom
+        coupled = torch.bmm(u2, coupled).reshape(n, r2, r1, m)
+        # Z[x, m', m] = sum_{a', b'} C[a', b', m'] T[x, b', a', m]
+        flat = coupled.permute(2, 1, 0, 3).reshape(r1 * r2, n * m)
+        z = cg.reshape(r1 * r2, -1).transpose(0, 1) @ flat  # (m', n * m)
+        return z.reshape(-1, n, m).transpose(0, 1)
 
     def switching(self, r: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
         p = self.parameters
@@ -224,17 +271,15 @@ class Bispectrum(torch.nn.Module):
         vectors, center, cutoff, r = vectors[keep], center[keep], cutoff[keep], r[keep]
         weight = self.switching(r, cutoff) * self.element_weight[neighbor_species[keep]]
         totals = []
-        for j, u in enumerate(self.wigner_u(vectors, cutoff)):
-            total = torch.zeros(n_atoms, j + 1, j + 1, dtype=torch.complex128, device=r.device)
-            total = total.index_add(0, center, weight.to(u.dtype)[:, None, None] * u)
-            diagonal = torch.eye(j + 1, dtype=torch.complex128, device=r.device)
-            totals.append(total + self.parameters.wself * diagonal)
+        for j, top in enumerate(self.wigner_u_top(vectors, cutoff)):
+            rows = top.shape[1]
+            total = torch.zeros(n_atoms, rows, j + 1, dtype=torch.complex128, device=r.device)
+            total = total.index_add(0, center, weight.to(top.dtype)[:, None, None] * top)
+            diagonal = torch.eye(j + 1, dtype=torch.complex128, device=r.device)[:rows]
+            totals.append(self.mirror(total + self.parameters.wself * diagonal, j))
         features = []
         for j1, j2, j in self.triples:
-            cg = getattr(self, f"cg_{j1}_{j2}_{j}")
-            # rows m' (second CG), columns m (first CG)
-            partial = torch.einsum("ikm,xji,xlk->xjlm", cg, totals[j1], totals[j2])
-            z = torch.einsum("jln,xjlm->xnm", cg, partial)
+            z = self._coupled(totals[j1], totals[j2], getattr(self, f"cg_{j1}_{j2}_{j}"))
             b = (totals[j].conj() * z).real.sum(dim=(1, 2))
             if self.parameters.bzeroflag:
                 b = b - self.parameters.wself**3 * (j + 1)

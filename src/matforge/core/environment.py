@@ -41,6 +41,8 @@ PARTS: tuple[Part, ...] = (
         "Interatomic potentials: SNAP, GAP, NEP as ASE calculators",
         "matforge.mlip",
         ("mlip",),
+        progress="SNAP equal to LAMMPS, FitSNAP-equal linear fit, ASE calculator, MD, "
+        "matforge mlip fit/eval/md/convert; GAP and NEP planned; about 0.2x LAMMPS speed",
     ),
     Part(
         "active",

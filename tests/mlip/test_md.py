@@ -49,6 +49,18 @@ def test_nve_conserves_energy_on_128_atoms_of_bcc_ta(ta_snap, tmp_path):
     assert -12.0 < log.potential[0] / len(atoms) < -11.6
 
 
+def test_nve_with_the_compiled_backend_conserves_energy(ta_snap):
+    pytest.importorskip("numba", reason="the compiled backend needs numba (extra jit)")
+    atoms = bulk("Ta", "bcc", a=3.316, cubic=True).repeat(4)
+    ta_snap.backend = "numba"
+    try:
+        atoms.calc = MatforgeCalculator(ta_snap)
+        log = run_md(atoms, temperature=600.0, steps=100, log_every=5, show_progress=False)
+    finally:
+        ta_snap.backend = "torch"
+    assert log.drift_per_atom(len(atoms)) < 1e-4
+
+
 def test_md_refuses_to_overwrite_a_trajectory(ta_snap, tmp_path):
     atoms = bulk("Ta", "bcc", a=3.316, cubic=True).repeat(2)
     atoms.calc = MatforgeCalculator(ta_snap)

@@ -12,32 +12,8 @@ from ase.build import bulk
 from matforge.core.errors import ConfigError
 from matforge.mlip.calculator import MatforgeCalculator
 from matforge.mlip.io import FORMAT_VERSION, load_potential, save_potential
-from matforge.mlip.potential import LinearModel, Potential
-from matforge.mlip.snap import Bispectrum, SnapParameters
+from matforge.mlip.potential import Potential
 from matforge.mlip.zbl import ZBL
-
-
-def random_snap(elements=("Ta",), twojmax=4, seed=0, quadratic=False) -> Potential:
-    radius = {"Ta": 0.5, "W": 0.45}
-    weight = {"Ta": 1.0, "W": 0.8}
-    parameters = SnapParameters(
-        twojmax,
-        4.7,
-        {e: radius[e] for e in elements},
-        {e: weight[e] for e in elements},
-        rfac0=0.99363,
-        rmin0=0.0,
-        quadraticflag=quadratic,
-    )
-    descriptor = Bispectrum(parameters)
-    model = LinearModel(len(elements), descriptor.n_features)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        model.coefficients.copy_(
-            0.01 * torch.randn(model.coefficients.shape, generator=g, dtype=torch.float64)
-        )
-    charges = {"Ta": 73.0, "W": 74.0}
-    return Potential(descriptor, model, ZBL({e: charges[e] for e in elements}, 2.0, 2.9))
 
 
 def rattled(symbols=None, seed=1) -> Atoms:
@@ -59,8 +35,8 @@ def energy(potential: Potential, atoms: Atoms) -> float:
 @pytest.mark.parametrize(
     ("elements", "quadratic"), [(("Ta",), False), (("Ta", "W"), False), (("Ta",), True)]
 )
-def test_forces_equal_finite_differences_of_the_energy(elements, quadratic):
-    potential = random_snap(elements, quadratic=quadratic)
+def test_forces_equal_finite_differences_of_the_energy(elements, quadratic, snap_factory):
+    potential = snap_factory(elements, quadraticflag=quadratic)
     symbols = ["Ta", "W"] * 8 if len(elements) == 2 else None
     atoms = rattled(symbols)
     forces = potential(potential.batch([atoms]), stress=False).forces.numpy()
@@ -73,8 +49,8 @@ def test_forces_equal_finite_differences_of_the_energy(elements, quadratic):
         assert forces[atom, axis] == pytest.approx(numeric, abs=1e-6)
 
 
-def test_stress_equals_finite_differences_with_respect_to_strain():
-    potential = random_snap(("Ta", "W"))
+def test_stress_equals_finite_differences_with_respect_to_strain(snap_factory):
+    potential = snap_factory(("Ta", "W"))
     atoms = rattled(["Ta", "W"] * 8)
     stress = potential(potential.batch([atoms])).stress[0].numpy()
     h = 1e-6
@@ -92,8 +68,8 @@ def test_stress_equals_finite_differences_with_respect_to_strain():
         assert stress[a, b] == pytest.approx(numeric, abs=1e-8)
 
 
-def test_translation_and_rotation_leave_the_energy_unchanged():
-    potential = random_snap(("Ta", "W"))
+def test_translation_and_rotation_leave_the_energy_unchanged(snap_factory):
+    potential = snap_factory(("Ta", "W"))
     atoms = rattled(["Ta", "W"] * 8)
     e0 = energy(potential, atoms)
     turned = atoms.copy()
@@ -104,8 +80,8 @@ def test_translation_and_rotation_leave_the_energy_unchanged():
     assert energy(potential, shuffled) == pytest.approx(e0, abs=1e-9)
 
 
-def test_batch_of_structures_equals_one_by_one():
-    potential = random_snap(("Ta", "W"))
+def test_batch_of_structures_equals_one_by_one(snap_factory):
+    potential = snap_factory(("Ta", "W"))
     structures = [rattled(["Ta", "W"] * 8, seed=s) for s in range(3)]
     structures.append(bulk("Ta", "bcc", a=3.3) * (3, 3, 3))  # a different size
     together = potential(potential.batch(structures))
@@ -119,8 +95,8 @@ def test_batch_of_structures_equals_one_by_one():
         offset += n
 
 
-def test_calculator_matches_the_potential_and_ase_stress_convention():
-    potential = random_snap(("Ta",))
+def test_calculator_matches_the_potential_and_ase_stress_convention(snap_factory):
+    potential = snap_factory(("Ta",))
     atoms = rattled()
     atoms.calc = MatforgeCalculator(potential)
     direct = potential(potential.batch([atoms]))
@@ -131,8 +107,8 @@ def test_calculator_matches_the_potential_and_ase_stress_convention():
     np.testing.assert_allclose(full, direct.stress[0].numpy(), atol=1e-14)
 
 
-def test_saved_potential_loads_with_identical_predictions(tmp_path):
-    potential = random_snap(("Ta", "W"), quadratic=True)
+def test_saved_potential_loads_with_identical_predictions(tmp_path, snap_factory):
+    potential = snap_factory(("Ta", "W"), quadraticflag=True)
     atoms = rattled(["Ta", "W"] * 8)
     path = save_potential(potential, tmp_path / "model.pt")
     loaded = load_potential(path)
@@ -141,8 +117,8 @@ def test_saved_potential_loads_with_identical_predictions(tmp_path):
         save_potential(potential, path)
 
 
-def test_file_from_a_newer_format_is_refused_clearly(tmp_path):
-    path = save_potential(random_snap(), tmp_path / "model.pt")
+def test_file_from_a_newer_format_is_refused_clearly(tmp_path, snap_factory):
+    path = save_potential(snap_factory(), tmp_path / "model.pt")
     record = torch.load(path, weights_only=True)
     record["format_version"] = FORMAT_VERSION + 1
     torch.save(record, path)
@@ -153,8 +129,8 @@ def test_file_from_a_newer_format_is_refused_clearly(tmp_path):
         load_potential(tmp_path / "junk.pt")
 
 
-def test_unknown_element_is_named():
-    potential = random_snap(("Ta",))
+def test_unknown_element_is_named(snap_factory):
+    potential = snap_factory(("Ta",))
     atoms = rattled(["Ta"] * 15 + ["Nb"])
     with pytest.raises(ConfigError, match="Nb"):
         potential.batch([atoms])

@@ -105,6 +105,9 @@ def md_command(
     pressure: Annotated[float, typer.Option(help="GPa, for npt")] = 0.0,
     repeat: Annotated[str, typer.Option(help="Supercell, e.g. 4,4,4.")] = "1,1,1",
     log_every: Annotated[int, typer.Option()] = 10,
+    backend: Annotated[
+        str, typer.Option(help="torch, or numba (compiled loops, linear SNAP; extra jit).")
+    ] = "torch",
     trajectory: Annotated[
         Path, typer.Option(help="ASE trajectory to write (never overwritten).")
     ] = Path("md.traj"),
@@ -128,7 +131,7 @@ def md_command(
     if not structure.is_file():
         raise ConfigError(f"{structure}: no such structure file")
     atoms = read(structure).repeat(reps)
-    atoms.calc = MatforgeCalculator.from_file(str(model))
+    atoms.calc = MatforgeCalculator.from_file(str(model), backend=backend)
     log = run_md(
         atoms,
         ensemble=ensemble,  # type: ignore[arg-type]

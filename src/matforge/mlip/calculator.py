@@ -52,7 +52,12 @@ class MatforgeCalculator(Calculator):
             self.results["stress"] = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]].copy()
 
     @classmethod
-    def from_file(cls, path: str, **kwargs: Any) -> MatforgeCalculator:
+    def from_file(cls, path: str, *, backend: str = "torch", **kwargs: Any) -> MatforgeCalculator:
+        """Load a model file; backend 'numba' runs a linear SNAP with compiled loops."""
         from matforge.mlip.io import load_potential
 
-        return cls(load_potential(path), **kwargs)
+        potential = load_potential(path)
+        if backend not in ("torch", "numba"):
+            raise ValueError(f"backend must be 'torch' or 'numba', got {backend!r}")
+        potential.backend = backend
+        return cls(potential, **kwargs)

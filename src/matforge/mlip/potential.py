@@ -52,11 +52,16 @@ class Potential(torch.nn.Module):
         descriptor: Descriptor,
         model: torch.nn.Module,
         reference: torch.nn.Module | None = None,
+        *,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         self.descriptor = descriptor
         self.model = model
         self.reference = reference
+        if backend not in ("torch", "numba"):
+            raise ValueError(f"backend must be 'torch' or 'numba', got {backend!r}")
+        self.backend = backend
         if reference is not None and tuple(reference.elements) != tuple(descriptor.elements):
             raise ValueError(
                 f"reference elements {reference.elements} differ from the descriptor's "
@@ -77,10 +82,14 @@ class Potential(torch.nn.Module):
     def batch(self, structures: list) -> AtomsBatch:
         return AtomsBatch.from_atoms(structures, self.elements, self.cutoff)
 
-    def atomic_energies(self, batch: AtomsBatch, vectors: torch.Tensor) -> torch.Tensor:
+    def atomic_energies(
+        self, batch: AtomsBatch, vectors: torch.Tensor, *, with_model: bool = True
+    ) -> torch.Tensor:
         pairs = batch.pairs
         args = (vectors, pairs.center, batch.species[pairs.neighbor], batch.species)
-        energies = self.model(self.descriptor(*args), batch.species)
+        energies = vectors.new_zeros(len(batch.species))
+        if with_model:
+            energies = energies + self.model(self.descriptor(*args), batch.species)
         if self.reference is not None:
             energies = energies + self.reference(*args)
         return energies
@@ -93,11 +102,46 @@ class Potential(torch.nn.Module):
         stress: bool = True,
         create_graph: bool = False,
     ) -> PotentialOutput:
+        if self.backend == "numba" and not create_graph:
+            return self._forward_compiled(batch)
+        return self._forward_autograd(batch, forces, stress, create_graph, with_model=True)
+
+    def _forward_compiled(self, batch: AtomsBatch) -> PotentialOutput:
+        """Linear SNAP by the compiled kernel (`snap_numba`), the reference by autograd."""
+        from matforge.mlip.snap import Bispectrum
+        from matforge.mlip.snap_numba import snap_energy_forces
+
+        if not isinstance(self.descriptor, Bispectrum) or not isinstance(self.model, LinearModel):
+            raise ValueError("backend 'numba' runs a Bispectrum with a LinearModel only")
+        coefficients = self.model.coefficients.detach().numpy()
+        atomic, force, virial = snap_energy_forces(self.descriptor, batch, coefficients)
+        atomic = torch.from_numpy(atomic)
+        force = torch.from_numpy(force)
+        virial = torch.from_numpy(virial)
+        sigma = 0.5 * (virial + virial.transpose(1, 2)) / batch.volumes[:, None, None]
+        if self.reference is not None:
+            ref = self._forward_autograd(batch, True, True, False, with_model=False)
+            atomic, force, sigma = (
+                atomic + ref.atomic_energies,
+                force + ref.forces,
+                sigma + ref.stress,
+            )
+        return PotentialOutput(batch.sum_per_structure(atomic), force, sigma, atomic)
+
+    def _forward_autograd(
+        self,
+        batch: AtomsBatch,
+        forces: bool,
+        stress: bool,
+        create_graph: bool,
+        *,
+        with_model: bool,
+    ) -> PotentialOutput:
         positions = batch.positions.clone().requires_grad_(forces)
         strain = torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64, requires_grad=stress)
         with torch.enable_grad():
             vectors, _ = batch.strained(positions, strain)
-            atomic = self.atomic_energies(batch, vectors)
+            atomic = self.atomic_energies(batch, vectors, with_model=with_model)
             energy = batch.sum_per_structure(atomic)
             wanted = [t for t, flag in ((positions, forces), (strain, stress)) if flag]
             grads = (

@@ -148,6 +148,16 @@ class Bispectrum(torch.nn.Module):
         for j1, j2, j in self.triples:
             cg = torch.from_numpy(clebsch_gordan(j1, j2, j)).to(torch.complex128)
             self.register_buffer(f"cg_{j1}_{j2}_{j}", cg, persistent=False)
+        # Flat tables for the compiled backend (`snap_numba`).
+        self.triple_table = np.array(self.triples, dtype=np.int64).reshape(-1, 3)
+        tables = [clebsch_gordan(*t).reshape(-1) for t in self.triples]
+        self.cg_offsets = np.concatenate([[0], np.cumsum([len(t) for t in tables])[:-1]]).astype(
+            np.int64
+        )
+        self.cg_flat = np.concatenate(tables) if tables else np.zeros(0)
+        self.u_offsets = np.concatenate(
+            [[0], np.cumsum([(j + 1) ** 2 for j in range(parameters.twojmax + 1)])]
+        ).astype(np.int64)
         for j in range(1, parameters.twojmax + 1):
             half = j // 2
             mb = torch.arange(half + 1, dtype=torch.float64)[:, None]

@@ -61,3 +61,18 @@ def test_numba_backend_refuses_quadratic_snap(snap_factory):
     potential = Potential(quadratic.descriptor, quadratic.model, backend="numba")
     with pytest.raises(ValueError, match="linear SNAP only"):
         potential(potential.batch([rattled(["Ta"] * 16)]))
+
+
+def test_numba_backend_on_a_molecule_without_a_cell(snap_factory):
+    from ase.build import molecule
+
+    autograd = snap_factory(("Ta",), zbl=(2.0, 2.8))
+    compiled = Potential(autograd.descriptor, autograd.model, autograd.reference, backend="numba")
+    cluster = molecule("CH4")
+    cluster.set_chemical_symbols(["Ta"] * 5)
+    cluster.positions *= 2.2  # Ta-Ta distances of 2.4-3.9 A
+    batch = autograd.batch([cluster])
+    a, c = autograd(batch, stress=False), compiled(batch, stress=False)
+    assert c.stress is None
+    np.testing.assert_allclose(c.forces.numpy(), a.forces.numpy(), atol=1e-10)
+    assert float(c.energy[0]) == pytest.approx(float(a.energy[0]), abs=1e-10)

@@ -103,10 +103,10 @@ class Potential(torch.nn.Module):
         create_graph: bool = False,
     ) -> PotentialOutput:
         if self.backend == "numba" and not create_graph:
-            return self._forward_compiled(batch)
+            return self._forward_compiled(batch, stress)
         return self._forward_autograd(batch, forces, stress, create_graph, with_model=True)
 
-    def _forward_compiled(self, batch: AtomsBatch) -> PotentialOutput:
+    def _forward_compiled(self, batch: AtomsBatch, stress: bool) -> PotentialOutput:
         """Linear SNAP by the compiled kernel (`snap_numba`), the reference by autograd."""
         from matforge.mlip.snap import Bispectrum
         from matforge.mlip.snap_numba import snap_energy_forces
@@ -118,14 +118,13 @@ class Potential(torch.nn.Module):
         atomic = torch.from_numpy(atomic)
         force = torch.from_numpy(force)
         virial = torch.from_numpy(virial)
-        sigma = 0.5 * (virial + virial.transpose(1, 2)) / batch.volumes[:, None, None]
+        sigma = None
+        if stress:  # forces always come with the kernel; the stress needs a cell volume
+            sigma = 0.5 * (virial + virial.transpose(1, 2)) / batch.volumes[:, None, None]
         if self.reference is not None:
-            ref = self._forward_autograd(batch, True, True, False, with_model=False)
-            atomic, force, sigma = (
-                atomic + ref.atomic_energies,
-                force + ref.forces,
-                sigma + ref.stress,
-            )
+            ref = self._forward_autograd(batch, True, stress, False, with_model=False)
+            atomic, force = atomic + ref.atomic_energies, force + ref.forces
+            sigma = sigma + ref.stress if stress else None
         return PotentialOutput(batch.sum_per_structure(atomic), force, sigma, atomic)
 
     def _forward_autograd(

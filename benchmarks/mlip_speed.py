@@ -22,9 +22,9 @@ import torch
 from ase.build import bulk
 
 from matforge.mlip.lammps_bridge import (
-    _setup,
     lammps_energy_forces,
     lammps_unavailable_reason,
+    load_cell,
     snap_pair_commands,
     start_lammps,
 )
@@ -62,7 +62,7 @@ def time_lammps(potential: Potential, coefficients: dict, atoms, repeats: int) -
     lmp = start_lammps()
     try:
         with tempfile.TemporaryDirectory() as folder:
-            _setup(lmp, atoms, potential.elements)
+            load_cell(lmp, atoms, potential.elements)
             lmp.commands_list(
                 [
                     *snap_pair_commands(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,10 @@ from rich.console import Console
 
 from matforge.core.rundir import dumps_json
 
+ConfigArgument = Annotated[Path, typer.Argument(help="YAML settings (see examples/).")]
+OverridesOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
+]
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print exactly one JSON object on stdout instead of tables.")
 ]

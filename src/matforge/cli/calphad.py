@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from matforge.cli._output import JsonFlag, print_json, stdout_console
+from matforge.cli._output import (
+    ConfigArgument,
+    JsonFlag,
+    OverridesOption,
+    print_json,
+    stdout_console,
+)
 
 app = typer.Typer(
     help="CALPHAD databases, equilibria, phase diagrams and composition design.",
@@ -175,14 +181,12 @@ def diagram_command(
 
 @app.command("design")
 def design_command(
-    config_path: Annotated[Path, typer.Argument(help="YAML settings (see examples/).")],
+    config_path: ConfigArgument,
     check_grid: Annotated[
         float | None,
         typer.Option(help="Also search a composition grid of this spacing, to compare."),
     ] = None,
-    override: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
-    ] = None,
+    override: OverridesOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Find a composition that reaches a phase-fraction goal by gradient steps (IFT)."""

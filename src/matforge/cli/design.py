@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-from matforge.cli._output import JsonFlag, print_json, stdout_console
+from matforge.cli._output import (
+    ConfigArgument,
+    JsonFlag,
+    OverridesOption,
+    print_json,
+    stdout_console,
+)
 
 
 def design(
-    config_path: Annotated[Path, typer.Argument(help="YAML settings (see examples/).")],
-    override: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
-    ] = None,
+    config_path: ConfigArgument,
+    override: OverridesOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Propose alloys actively (EI x CALPHAD feasibility, penalty, EI or random) and report

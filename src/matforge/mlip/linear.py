@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import torch
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 
@@ -89,10 +88,7 @@ def assemble(potential: Potential, structures: Sequence[Atoms], *, chunk: int = 
         part = list(structures[start : start + chunk])
         batch = potential.batch(part)
         rows = design_matrix(potential.descriptor, batch)
-        reference = None
-        if potential.reference is not None:
-            zero = Potential(potential.descriptor, _ZeroModel(), potential.reference)
-            reference = zero(batch)
+        reference = potential.reference_output(batch) if potential.reference is not None else None
         counts = batch.n_atoms.numpy()
         offsets = np.concatenate([[0], np.cumsum(counts)])
         for k, atoms in enumerate(part):
@@ -130,11 +126,6 @@ def assemble(potential: Potential, structures: Sequence[Atoms], *, chunk: int = 
             )
     a, b, kind, group, owner = (np.concatenate(x) for x in zip(*blocks, strict=True))
     return LinearSystem(a, b, kind.astype(np.int64), group, owner)
-
-
-class _ZeroModel(torch.nn.Module):
-    def forward(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        return features.new_zeros(len(features))
 
 
 def solve(

@@ -122,10 +122,16 @@ class Potential(torch.nn.Module):
         if stress:  # forces always come with the kernel; the stress needs a cell volume
             sigma = 0.5 * (virial + virial.transpose(1, 2)) / batch.volumes[:, None, None]
         if self.reference is not None:
-            ref = self._forward_autograd(batch, True, stress, False, with_model=False)
+            ref = self.reference_output(batch, stress=stress)
             atomic, force = atomic + ref.atomic_energies, force + ref.forces
             sigma = sigma + ref.stress if stress else None
         return PotentialOutput(batch.sum_per_structure(atomic), force, sigma, atomic)
+
+    def reference_output(self, batch: AtomsBatch, *, stress: bool = True) -> PotentialOutput:
+        """Energy, forces (and stress) of the reference pair potential alone."""
+        if self.reference is None:
+            raise ValueError("this potential has no reference pair potential")
+        return self._forward_autograd(batch, True, stress, False, with_model=False)
 
     def _forward_autograd(
         self,

@@ -145,12 +145,13 @@ class Bispectrum(torch.nn.Module):
         self.register_buffer("pair_cutoff", torch.tensor(cut, dtype=torch.float64).reshape(n, n))
         weights = [parameters.weight[e] for e in parameters.elements]
         self.register_buffer("element_weight", torch.tensor(weights, dtype=torch.float64))
-        for j1, j2, j in self.triples:
-            cg = torch.from_numpy(clebsch_gordan(j1, j2, j)).to(torch.complex128)
+        tables = [clebsch_gordan(*t) for t in self.triples]
+        for (j1, j2, j), table in zip(self.triples, tables, strict=True):
+            cg = torch.from_numpy(table).to(torch.complex128)
             self.register_buffer(f"cg_{j1}_{j2}_{j}", cg, persistent=False)
         # Flat tables for the compiled backend (`snap_numba`).
         self.triple_table = np.array(self.triples, dtype=np.int64).reshape(-1, 3)
-        tables = [clebsch_gordan(*t).reshape(-1) for t in self.triples]
+        tables = [t.reshape(-1) for t in tables]
         self.cg_offsets = np.concatenate([[0], np.cumsum([len(t) for t in tables])[:-1]]).astype(
             np.int64
         )

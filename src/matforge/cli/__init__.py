@@ -59,13 +59,14 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import calphad, data, design, doctor, mlip
+    from matforge.cli import active, calphad, data, design, doctor, mlip
 
     app.command("doctor")(doctor.doctor)
     app.command("design")(design.design)
     app.add_typer(data.app, name="data")
     app.add_typer(calphad.app, name="calphad")
     app.add_typer(mlip.app, name="mlip")
+    app.add_typer(active.app, name="active")
 
 
 _register()

@@ -50,6 +50,9 @@ PARTS: tuple[Part, ...] = (
         "Active learning of potentials with an expensive oracle",
         "matforge.active",
         ("mlip", "active"),
+        progress="committee, leverage and maxvol uncertainty; MD / pool exploration; "
+        "greedy D-optimal and farthest-point batches; ASE-calculator and PySCF oracles on "
+        "Dask; resumable ASE database; matforge active run; linear SNAP models only",
     ),
     Part(
         "calphad",

@@ -50,12 +50,14 @@ class DesignMatrix:
 
     energy (S, K): sum over each structure's atoms; forces (S-major, 3 N, K): -dE-row/dr;
     stress (S, 6, K): (1/V) dE-row/d strain, Voigt order xx yy zz yz xz xy (ASE's stress
-    convention, eV/A^3). K = n_elements * (1 + n_features).
+    convention, eV/A^3); atoms (N, K): each atom's own row (its energy is atoms @ c), the
+    rows active learning measures extrapolation with. K = n_elements * (1 + n_features).
     """
 
     energy: torch.Tensor
     forces: torch.Tensor
     stress: torch.Tensor
+    atoms: torch.Tensor
 
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -97,4 +99,9 @@ def design_matrix(
             voigt = torch.stack([g[:, :, a, b] for a, b in VOIGT], dim=-1)  # (L, S, 6)
             stress_rows = energy.new_zeros(batch.n_structures, 6, k)
             stress_rows[:, :, live] = (voigt / batch.volumes[None, :, None]).permute(1, 2, 0)
-    return DesignMatrix(energy.detach(), force_rows.detach(), stress_rows.detach())
+    return DesignMatrix(
+        energy.detach(),
+        force_rows.detach(),
+        stress_rows.detach(),
+        blocks.reshape(len(features), -1).detach(),
+    )

@@ -104,8 +104,8 @@ class FitResult:
     structures: list
 
 
-def build_potential(config: MlipFitConfig) -> Potential:
-    d = config.descriptor
+def snap_potential(d: SnapConfig, reference_config: ZBLConfig | None = None) -> Potential:
+    """A linear SNAP potential (zero coefficients) from its settings, with optional ZBL."""
     parameters = SnapParameters(
         twojmax=d.twojmax,
         rcutfac=d.rcutfac,
@@ -118,12 +118,16 @@ def build_potential(config: MlipFitConfig) -> Potential:
     )
     descriptor = Bispectrum(parameters)
     reference = None
-    if config.reference is not None:
-        r = config.reference
+    if reference_config is not None:
+        r = reference_config
         reference = ZBL({e: r.charges[e] for e in parameters.elements}, r.inner, r.outer)
     return Potential(
         descriptor, LinearModel(len(parameters.elements), descriptor.n_features), reference
     )
+
+
+def build_potential(config: MlipFitConfig) -> Potential:
+    return snap_potential(config.descriptor, config.reference)
 
 
 def load_training_data(config: DataConfig) -> list:

@@ -1,0 +1,273 @@
+"""Active learning vs random selection: oracle calls to reach a target force error.
+
+System: copper labelled by ASE's EMT (the oracle), fitted with SNAP (2J = 6, rc = 4.6 A).
+The candidate pool is explored by EMT Langevin MD the way unattended exploration tends to
+produce it: mostly room-temperature bulk (300 frames), fewer hot-bulk, vacancy and (111)
+surface frames (510 in all). The held-out test set comes from separate, longer EMT MD runs
+(other seeds) at 300, 900 and 1600 K bulk, a vacancy at 600 K and the surface at 600 K, 20
+frames each. Every strategy starts from the same 2 room-temperature bulk frames (per seed)
+and labels 2 configurations per iteration:
+
+- committee: 8 bootstrap (atom-resampled) SNAP fits, force disagreement, farthest-point batch;
+- grade: MTP's maxvol extrapolation grade, greedy D-optimal batch;
+- leverage: statistical leverage, greedy batch;
+- random: uniform from the pool.
+
+The target force RMSE is 1.1 x that of SNAP fitted on the whole labelled pool; "calls" are
+oracle labels beyond the shared initial 2. Writes learning_curve.png (median over seeds)
+and results.json under --out; the last line is `BENCHMARK {...}`.
+
+    .venv/bin/python benchmarks/active_learning.py            # about 5 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.build import bulk, fcc111
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.md.langevin import Langevin
+from ase.units import fs
+
+from matforge.active import (
+    CalculatorOracle,
+    DesignCache,
+    LeverageGrade,
+    LinearCommitteeUncertainty,
+    LinearTrainer,
+    MaxVolGrade,
+    select_batch,
+)
+from matforge.active.store import new_uid
+from matforge.mlip.job import SnapConfig, snap_potential
+from matforge.mlip.md import set_thermal_momenta
+
+POOL = [
+    ("bulk", 300, 300),
+    ("bulk", 600, 60),
+    ("bulk", 1000, 30),
+    ("bulk", 1600, 20),
+    ("vacancy", 300, 40),
+    ("vacancy", 900, 15),
+    ("surface", 300, 30),
+    ("surface", 800, 15),
+]
+TEST = [
+    ("bulk", 300, 20),
+    ("bulk", 900, 20),
+    ("bulk", 1600, 20),
+    ("vacancy", 600, 20),
+    ("surface", 600, 20),
+]
+STRATEGIES = ("committee", "grade", "leverage", "random")
+
+
+def systems() -> dict[str, Atoms]:
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    vacancy = crystal.copy()
+    del vacancy[0]
+    surface = fcc111("Cu", (2, 2, 4), a=3.61, vacuum=6.0, periodic=True)
+    return {"bulk": crystal, "vacancy": vacancy, "surface": surface}
+
+
+def emt_md(spec: list[tuple[str, int, int]], seed: int, *, labelled: bool) -> list[Atoms]:
+    """Frames every 10 steps (2 fs) of EMT Langevin MD after 200 steps of equilibration."""
+    oracle = CalculatorOracle("emt")
+    frames = []
+    for k, (name, temperature, count) in enumerate(spec):
+        atoms = systems()[name].copy()
+        atoms.calc = oracle.make_calculator()
+        rng = np.random.default_rng([seed, k])
+        set_thermal_momenta(atoms, temperature, rng)
+        md = Langevin(
+            atoms, 2 * fs, temperature_K=temperature, friction=0.02 / fs, rng=rng, fixcm=False
+        )
+        md.run(200)
+        for _ in range(count):
+            md.run(10)
+            frame = Atoms(atoms.numbers, atoms.positions.copy(), cell=atoms.cell, pbc=atoms.pbc)
+            frame.info.update(uid=new_uid(), origin=f"{name}-{temperature}")
+            if labelled:
+                frame.calc = SinglePointCalculator(
+                    frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
+                )
+            frames.append(frame)
+    return frames
+
+
+def force_rmse(trainer: LinearTrainer, structures: list[Atoms], test: list[Atoms]) -> float:
+    from matforge.active.model import predict
+
+    coefficients = trainer.solve(trainer.system(structures))
+    _, forces = predict(trainer.cache.rows(test), coefficients)
+    pairs = zip(forces, test, strict=True)
+    errors = np.concatenate([(f[0] - a.get_forces()).ravel() for f, a in pairs])
+    return float(np.sqrt(np.mean(errors**2)))
+
+
+def run_strategy(strategy, seed, pool, test, trainer, oracle, budget, batch) -> list[tuple]:
+    rng = np.random.default_rng([seed, 99])
+    room = [i for i, a in enumerate(pool) if a.info["origin"] == "bulk-300"]
+    chosen = list(rng.choice(room, 2, replace=False))
+    labelled = {}
+
+    def label(i: int) -> Atoms:
+        if i not in labelled:
+            result = oracle(pool[i])  # the expensive call
+            a = pool[i].copy()
+            a.info.update(pool[i].info)
+            a.calc = SinglePointCalculator(a, energy=result.energy, forces=result.forces)
+            labelled[i] = a
+        return labelled[i]
+
+    training = [label(i) for i in chosen]
+    curve = [(0, force_rmse(trainer, training, test))]
+    while len(chosen) - 2 < budget:
+        remaining = [i for i in range(len(pool)) if i not in set(chosen)]
+        candidates = [pool[i] for i in remaining]
+        if strategy == "random":
+            picked = list(rng.choice(len(remaining), batch, replace=False))
+        else:
+            if strategy == "committee":
+                members = trainer.fit_committee(training, 8, rng)
+                measure = LinearCommitteeUncertainty(trainer.cache, members)
+                diversity = "fps"
+            else:
+                grade = MaxVolGrade if strategy == "grade" else LeverageGrade
+                measure = grade(trainer.cache, training)
+                diversity = "greedy"
+            estimate = measure.estimate(candidates)
+            picked = select_batch(
+                candidates,
+                estimate,
+                batch,
+                lower=0.0,
+                diversity=diversity,
+                uncertainty=measure,
+                cache=trainer.cache,
+            ).indices
+        chosen += [remaining[i] for i in picked]
+        training = [label(i) for i in chosen]
+        curve.append((len(chosen) - 2, force_rmse(trainer, training, test)))
+    return curve
+
+
+def calls_to(curve: list[tuple], target: float) -> float:
+    return next((calls for calls, rmse in curve if rmse <= target), float("inf"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=40, help="oracle calls per run")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--target-factor", type=float, default=1.1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/active_learning"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    pool = emt_md(POOL, 1, labelled=False)
+    test = emt_md(TEST, 2, labelled=True)
+    potential = snap_potential(
+        SnapConfig(twojmax=6, rcutfac=4.6, radius={"Cu": 0.5}, weight={"Cu": 1.0})
+    )
+    cache = DesignCache(potential)
+    trainer = LinearTrainer(potential, alpha=1e-8, cache=cache)
+    cache.rows(pool + test)  # SNAP rows of every frame, once
+    setup_seconds = time.perf_counter() - start
+    oracle = CalculatorOracle("emt")
+    everything = []
+    for a in pool:
+        result = oracle(a)
+        b = a.copy()
+        b.info.update(a.info)
+        b.calc = SinglePointCalculator(b, energy=result.energy, forces=result.forces)
+        everything.append(b)
+    full = force_rmse(trainer, everything, test)
+    target = args.target_factor * full
+    curves: dict[str, list] = {s: [] for s in STRATEGIES}
+    seconds: dict[str, float] = {}
+    for strategy in STRATEGIES:
+        t0 = time.perf_counter()
+        for seed in range(args.seeds):
+            curves[strategy].append(
+                run_strategy(strategy, seed, pool, test, trainer, oracle, args.budget, args.batch)
+            )
+        seconds[strategy] = time.perf_counter() - t0
+    calls = {s: [calls_to(c, target) for c in curves[s]] for s in STRATEGIES}
+    median = {s: float(np.median(v)) for s, v in calls.items()}
+    print(
+        f"pool {len(pool)} frames, test {len(test)} frames; SNAP on the whole pool: force "
+        f"RMSE {full:.4f} eV/A; target {target:.4f} eV/A ({args.target_factor} x)"
+    )
+    print(
+        f"{'strategy':<10} {'calls to target (per seed)':<34} {'median':>7} {'vs random':>9} "
+        f"{'RMSE at 10 calls':>17} {'seconds':>8}"
+    )
+    for s in STRATEGIES:
+        per_seed = " ".join("-" if np.isinf(v) else f"{v:g}" for v in calls[s])
+        at10 = np.median([dict(c).get(10, np.nan) for c in curves[s]])
+        ratio = median[s] / median["random"] if np.isfinite(median["random"]) else float("nan")
+        print(
+            f"{s:<10} {per_seed:<34} {median[s]:>7g} {ratio:>9.2f} {at10:>17.4f} {seconds[s]:>8.1f}"
+        )
+    sensitivity = {}
+    print("median calls to other targets (x the whole-pool RMSE):")
+    print(f"{'factor':>7} " + " ".join(f"{s:>10}" for s in STRATEGIES))
+    for factor in (1.05, 1.1, 1.25, 1.5):
+        row = {
+            s: float(np.median([calls_to(c, factor * full) for c in curves[s]])) for s in STRATEGIES
+        }
+        sensitivity[str(factor)] = row
+        print(f"{factor:>7} " + " ".join(f"{row[s]:>10g}" for s in STRATEGIES))
+    args.out.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    for s in STRATEGIES:
+        x = [calls for calls, _ in curves[s][0]]
+        y = np.median([[r for _, r in c] for c in curves[s]], axis=0)
+        axis.plot(x, y, "o-", ms=3, label=s)
+    axis.axhline(target, color="k", ls="--", lw=0.8, label="target")
+    axis.set_xlabel("oracle calls beyond the initial 2")
+    axis.set_ylabel("test force RMSE (eV/A), median of seeds")
+    axis.set_yscale("log")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(args.out / "learning_curve.png", dpi=150)
+    results = {
+        "target_force_rmse": target,
+        "full_pool_force_rmse": full,
+        "calls": {s: [None if np.isinf(v) else v for v in calls[s]] for s in STRATEGIES},
+        "curves": {s: [[list(p) for p in c] for c in curves[s]] for s in STRATEGIES},
+        "median_calls_by_target_factor": sensitivity,
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    finite = lambda v: None if not np.isfinite(v) else v  # noqa: E731
+    benchmark = {
+        "calls_to_target_committee": finite(median["committee"]),
+        "calls_to_target_grade": finite(median["grade"]),
+        "calls_to_target_leverage": finite(median["leverage"]),
+        "calls_to_target_random": finite(median["random"]),
+        "ratio_committee_vs_random": finite(median["committee"] / median["random"]),
+        "ratio_grade_vs_random": finite(median["grade"] / median["random"]),
+        "target_force_rmse": target,
+        "full_pool_force_rmse": full,
+        "seeds": args.seeds,
+        "setup_seconds": setup_seconds,
+        "seconds": time.perf_counter() - start,
+    }
+    print("BENCHMARK " + json.dumps(benchmark))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Settings of `matforge active run CONFIG.yaml` (see examples/active_cu_emt.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from matforge.active.structures import PerturbSpec, StructureSpec
+from matforge.core.config import JobConfig, StrictModel
+from matforge.mlip.job import SnapConfig, ZBLConfig
+
+
+class FitSpec(StrictModel):
+    alpha: float = Field(1e-8, ge=0, description="ridge strength, relative (standardized)")
+    energy_weight: float = Field(1.0, ge=0, description="per energy-per-atom row, 1/eV")
+    force_weight: float = Field(1.0, gt=0, description="per force component, A/eV")
+    stress_weight: float = Field(0.0, ge=0, description="per stress component, A^3/eV")
+
+
+class UncertaintySpec(StrictModel):
+    measure: Literal["committee", "leverage", "maxvol"] = "maxvol"
+    lower: float = Field(description="select configurations at or above this value")
+    upper: float | None = Field(None, description="discard (and stop MD) above this value")
+    members: int = Field(8, ge=2, description="committee size")
+    resample: Literal["atoms", "structures"] = "atoms"
+    regularization: float = Field(1e-3, gt=0, description="grades: virtual-row size")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UncertaintySpec:
+        if self.upper is not None and self.upper <= self.lower:
+            raise ValueError(f"upper ({self.upper}) must exceed lower ({self.lower})")
+        return self
+
+
+class SelectionSpec(StrictModel):
+    batch_size: int = Field(4, ge=1, description="configurations labelled per iteration")
+    diversity: Literal["greedy", "fps", "none", "random"] | None = Field(
+        None, description="default: greedy for grades, fps for a committee"
+    )
+
+
+class StageSpec(StrictModel):
+    temperature: float = Field(gt=0, description="K")
+    steps: int = Field(ge=1)
+    pressure_gpa: float = 0.0
+
+
+class ExploreSpec(StrictModel):
+    kind: Literal["md", "pool"] = "md"
+    ensemble: Literal["nvt", "npt"] = "nvt"
+    stages: list[StageSpec] = Field(
+        default_factory=lambda: [StageSpec(temperature=300, steps=200)], min_length=1
+    )
+    timestep_fs: float = Field(2.0, gt=0)
+    sample_every: int = Field(10, ge=1)
+    friction_per_fs: float = Field(0.02, gt=0)
+    backend: Literal["torch", "numba"] = "torch"
+    pool: Path | None = Field(None, description="kind pool: configurations (any ASE file)")
+
+    @model_validator(mode="after")
+    def _pool(self) -> ExploreSpec:
+        if self.kind == "pool" and self.pool is None:
+            raise ValueError("explore.kind 'pool' needs explore.pool (a file of configurations)")
+        return self
+
+
+class OracleSpec(StrictModel):
+    kind: Literal["ase", "pyscf"] = "ase"
+    calculator: str = Field("emt", description="'emt' or 'package.module:Class'")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    basis: str = "sto-3g"
+    xc: str | None = Field(None, description="pyscf: functional; none = Hartree-Fock")
+    charge: int = 0
+    spin: int = 0
+
+
+class ExecutorSpec(StrictModel):
+    kind: Literal["dask", "serial"] = "dask"
+    address: str | None = Field(None, description="scheduler of an existing Dask cluster")
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    retries: int = Field(1, ge=0)
+
+
+class TestSetSpec(StrictModel):
+    kind: Literal["file", "perturbed", "md"] = "md"
+    path: Path | None = Field(None, description="kind file: labelled configurations")
+    perturb: PerturbSpec = Field(default_factory=PerturbSpec)
+    stages: list[StageSpec] = Field(default_factory=list, description="kind md: oracle MD")
+    frames_per_stage: int = Field(5, ge=1)
+    timestep_fs: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TestSetSpec:
+        if self.kind == "file" and self.path is None:
+            raise ValueError("test_set.kind 'file' needs test_set.path")
+        if self.kind == "md" and not self.stages:
+            raise ValueError("test_set.kind 'md' needs test_set.stages")
+        return self
+
+
+class ActiveConfig(JobConfig):
+    database: str | None = Field(
+        None, description="ASE database file or postgresql:// URL (default: run dir/active.db)"
+    )
+    structures: list[StructureSpec] = Field(min_length=1, description="start structures")
+    initial: PerturbSpec = Field(default_factory=PerturbSpec)
+    potential: SnapConfig
+    reference: ZBLConfig | None = None
+    fit: FitSpec = Field(default_factory=FitSpec)
+    uncertainty: UncertaintySpec
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    explore: ExploreSpec = Field(default_factory=ExploreSpec)
+    oracle: OracleSpec = Field(default_factory=OracleSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    test_set: TestSetSpec | None = None
+    iterations: int = Field(5, ge=0, description="active-learning iterations after the start")
+    max_oracle_calls: int | None = Field(None, ge=1, description="stop at this many labels")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ActiveConfig:
+        if set(self.potential.radius) != set(self.potential.weight):
+            raise ValueError("potential.radius and potential.weight must name the same elements")
+        return self
+
+    @property
+    def run_path(self) -> Path:
+        return self.runs_dir / self.name
+
+    @property
+    def database_url(self) -> str:
+        return self.database or str(self.run_path / "active.db")

@@ -1,0 +1,189 @@
+"""How unsure a potential is about a configuration: one interface, several measures.
+
+Every measure gives a value per atom and per configuration (the largest over its atoms),
+larger meaning less trustworthy:
+
+- `CommitteeUncertainty`: committee disagreement, per atom the norm of the standard
+  deviation of the predicted force vector over the members (eV/A); also the standard
+  deviation of the energy per atom. Works with any matforge potentials as members;
+  `LinearCommitteeUncertainty` gets the same numbers for linear members from cached rows.
+- `LeverageGrade`: h = b^T (B^T B)^-1 b of an atom's row b against the training set's atom
+  rows B (statistical leverage; D-optimal design).
+- `MaxVolGrade`: the extrapolation grade of moment tensor potentials (Podryabinkin &
+  Shapeev, Comput. Mater. Sci. 140 (2017) 171): the active set A holds the training rows of
+  largest |det| (maxvol), and gamma = max_j |(b^T A^-1)_j|; gamma <= 1 is interpolation,
+  gamma > 1 extrapolation.
+
+Both grades are computed in standardized columns with `regularization` virtual rows (e.g.
+when every training atom sits in a perfect crystal and the rows span few directions): a
+direction the training set never saw gets a grade of order 1/regularization instead of a
+singular matrix. The grades need only the atoms' rows, not labels, so `with_added` gives
+the grade after hypothetically adding structures, which is what greedy D-optimal batch
+selection uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import scipy.linalg
+from ase import Atoms
+
+from matforge.active.model import predict
+from matforge.active.rows import DesignCache
+from matforge.mlip.potential import Potential
+
+
+@dataclass(frozen=True)
+class UncertaintyEstimate:
+    measure: str
+    per_atom: list[np.ndarray]
+    per_structure: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Uncertainty(Protocol):
+    name: str
+
+    def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate: ...
+
+
+def _from_atoms(name: str, per_atom: list[np.ndarray], **extra: np.ndarray) -> UncertaintyEstimate:
+    per_structure = np.array([float(v.max()) if len(v) else 0.0 for v in per_atom])
+    return UncertaintyEstimate(name, per_atom, per_structure, dict(extra))
+
+
+def _committee_statistics(
+    energies: list[np.ndarray], forces: list[np.ndarray]
+) -> UncertaintyEstimate:
+    per_atom = [np.linalg.norm(f.std(axis=0), axis=1) for f in forces]
+    energy_std = np.array([e.std() / f.shape[1] for e, f in zip(energies, forces, strict=True)])
+    return _from_atoms("committee", per_atom, energy_std_per_atom=energy_std)
+
+
+class CommitteeUncertainty:
+    """Disagreement of several potentials (any matforge `Potential`s)."""
+
+    name = "committee"
+
+    def __init__(self, members: Sequence[Potential]) -> None:
+        if len(members) < 2:
+            raise ValueError(f"a committee needs at least 2 members, got {len(members)}")
+        self.members = list(members)
+
+    def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate:
+        outputs = []
+        for member in self.members:
+            batch = member.batch(list(structures))
+            outputs.append(member(batch, forces=True, stress=False))
+        counts = np.array([len(a) for a in structures])
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        energies = [np.array([float(o.energy[k]) for o in outputs]) for k in range(len(counts))]
+        forces = [
+            np.stack([o.forces[offsets[k] : offsets[k + 1]].numpy() for o in outputs])
+            for k in range(len(counts))
+        ]
+        return _committee_statistics(energies, forces)
+
+
+class LinearCommitteeUncertainty:
+    """The committee measure for linear members given as coefficient sets (M, K)."""
+
+    name = "committee"
+
+    def __init__(self, cache: DesignCache, coefficients: np.ndarray) -> None:
+        if coefficients.ndim != 2 or len(coefficients) < 2:
+            raise ValueError("coefficients must be (members >= 2, K)")
+        self.cache = cache
+        self.coefficients = coefficients
+
+    def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate:
+        rows = self.cache.rows(structures, forces=True)
+        energies, forces = predict(rows, self.coefficients)
+        return _committee_statistics(energies, forces)
+
+
+class _Grade:
+    name = "grade"
+
+    def __init__(
+        self, cache: DesignCache, training: Sequence[Atoms], *, regularization: float = 1e-3
+    ) -> None:
+        self.cache = cache
+        self.regularization = regularization
+        self.training_rows = np.vstack([r.atoms for r in cache.rows(training, forces=False)])
+        scale = np.sqrt((self.training_rows**2).mean(axis=0))
+        scale[scale == 0] = 1.0
+        self.scale = scale
+        self._prepare(self.training_rows / scale)
+
+    def _prepare(self, rows: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _grade(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def with_added(self, structures: Sequence[Atoms]) -> _Grade:
+        """The same grade with `structures` (unlabelled) added to the training set."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        added = np.vstack([r.atoms for r in self.cache.rows(structures, forces=False)])
+        new.training_rows = np.vstack([self.training_rows, added])
+        new._prepare(new.training_rows / new.scale)
+        return new
+
+    def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate:
+        rows = self.cache.rows(structures, forces=False)
+        return _from_atoms(self.name, [self._grade(r.atoms / self.scale) for r in rows])
+
+
+class LeverageGrade(_Grade):
+    """h = b^T (B^T B + lambda^2 I)^-1 b in standardized columns (lambda: regularization)."""
+
+    name = "leverage"
+
+    def _prepare(self, rows: np.ndarray) -> None:
+        k = rows.shape[1]
+        gram = rows.T @ rows + self.regularization**2 * np.eye(k)
+        self._factor = scipy.linalg.cho_factor(gram)
+
+    def _grade(self, rows: np.ndarray) -> np.ndarray:
+        solved = scipy.linalg.cho_solve(self._factor, rows.T)
+        return np.einsum("ik,ki->i", rows, solved)
+
+
+def maxvol(matrix: np.ndarray, *, tolerance: float = 1.01, max_swaps: int = 1000) -> np.ndarray:
+    """Indices of rows of `matrix` (n >= k rows, k columns) forming a k x k submatrix of
+    locally maximal |det|: no other row has a coefficient above `tolerance` in its basis."""
+    n, k = matrix.shape
+    if n < k:
+        raise ValueError(f"maxvol needs at least as many rows ({n}) as columns ({k})")
+    _, _, pivots = scipy.linalg.qr(matrix.T, pivoting=True, mode="economic")
+    chosen = np.array(pivots[:k])
+    for _ in range(max_swaps):
+        coefficients = np.linalg.solve(matrix[chosen].T, matrix.T).T  # (n, k): rows in A basis
+        i, j = np.unravel_index(np.abs(coefficients).argmax(), coefficients.shape)
+        if abs(coefficients[i, j]) <= tolerance:
+            break
+        chosen[j] = i
+    return chosen
+
+
+class MaxVolGrade(_Grade):
+    """MTP's extrapolation grade gamma = max_j |(b^T A^-1)_j| over a maxvol active set."""
+
+    name = "maxvol"
+
+    def _prepare(self, rows: np.ndarray) -> None:
+        k = rows.shape[1]
+        candidates = np.vstack([rows, self.regularization * np.eye(k)])
+        self.active = candidates[maxvol(candidates)]
+        self._lu = scipy.linalg.lu_factor(self.active.T)
+
+    def _grade(self, rows: np.ndarray) -> np.ndarray:
+        coefficients = scipy.linalg.lu_solve(self._lu, rows.T)  # (k, n)
+        return np.abs(coefficients).max(axis=0)

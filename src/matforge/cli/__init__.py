@@ -59,7 +59,7 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import active, calphad, data, design, doctor, mlip
+    from matforge.cli import active, calphad, data, design, doctor, mlip, psp
 
     app.command("doctor")(doctor.doctor)
     app.command("design")(design.design)
@@ -67,6 +67,7 @@ def _register() -> None:
     app.add_typer(calphad.app, name="calphad")
     app.add_typer(mlip.app, name="mlip")
     app.add_typer(active.app, name="active")
+    app.add_typer(psp.app, name="psp")
 
 
 _register()

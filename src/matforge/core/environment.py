@@ -71,7 +71,14 @@ PARTS: tuple[Part, ...] = (
         progress="matforge design: GP / deep-ensemble surrogates, CALPHAD PoF, EI x PoF, "
         "penalty, EI and random acquisitions, synthetic / table / callable oracles",
     ),
-    Part("pinn", "PINNs for inverse problems in layered elastic composites", "matforge.pinn"),
+    Part(
+        "pinn",
+        "PINNs for inverse problems in layered elastic composites",
+        "matforge.pinn",
+        progress="exact layered-bar solution and the sigmoid-smoothed layered modulus "
+        "(modulus / compliance blending); the PINN toolkit, 2D FEM truth and "
+        "matforge pinn identify are not built yet",
+    ),
     Part(
         "microstructure",
         "Generative microstructures with hard volume-fraction constraints",

@@ -75,9 +75,11 @@ PARTS: tuple[Part, ...] = (
         "pinn",
         "PINNs for inverse problems in layered elastic composites",
         "matforge.pinn",
-        progress="exact layered-bar solution and the sigmoid-smoothed layered modulus "
-        "(modulus / compliance blending); the PINN toolkit, 2D FEM truth and "
-        "matforge pinn identify are not built yet",
+        progress="1D: exact layered bar, smoothed modulus (modulus / compliance blending), "
+        "cusp-capturing mixed-form PINN identifying moduli and interfaces (noise-free "
+        "within 0.5% / 0.04% of L) and the closed-form least-squares reference; 2D plane "
+        "strain with scikit-fem, adaptive collocation/weights and matforge pinn identify "
+        "not built yet",
     ),
     Part(
         "microstructure",

@@ -1,9 +1,24 @@
 """Physics-informed neural networks for inverse problems in layered elastic composites.
 
-In progress: exact layered solutions and the smoothed layered modulus (`layered`) exist;
-the PINN toolkit, the 2D plane-strain case and `matforge pinn identify` are being built.
+Built: exact layered-bar solutions and the smoothed layered modulus (`layered`), bounded
+and ordered physical unknowns (`parameters`), and the 1D inverse problem (`bar`): a
+cusp-capturing PINN in mixed form that identifies layer moduli and interfaces from
+displacements, with the closed-form nonlinear least-squares fit as the reference. Not yet
+built: the 2D plane-strain case with scikit-fem ground truth, adaptive collocation and loss
+weights, and `matforge pinn identify`.
 """
 
+from matforge.pinn.bar import BarIdentification, BarSettings, fit_closed_form, identify_bar
 from matforge.pinn.layered import LayeredBar, smoothed_modulus
+from matforge.pinn.parameters import LogBoxParameter, OrderedInterfaces
 
-__all__ = ["LayeredBar", "smoothed_modulus"]
+__all__ = [
+    "BarIdentification",
+    "BarSettings",
+    "LayeredBar",
+    "LogBoxParameter",
+    "OrderedInterfaces",
+    "fit_closed_form",
+    "identify_bar",
+    "smoothed_modulus",
+]

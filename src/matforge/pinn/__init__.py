@@ -3,9 +3,9 @@
 Built: exact layered-bar solutions and the smoothed layered modulus (`layered`), bounded
 and ordered physical unknowns (`parameters`), and the 1D inverse problem (`bar`): a
 cusp-capturing PINN in mixed form that identifies layer moduli and interfaces from
-displacements, with the closed-form nonlinear least-squares fit as the reference. Not yet
-built: the 2D plane-strain case with scikit-fem ground truth, adaptive collocation and loss
-weights, and `matforge pinn identify`.
+displacements, with the closed-form nonlinear least-squares fit as the reference; the 2D
+ground truth (`fem`: plane-strain P2 finite elements of a layered plate, scikit-fem). Not
+yet built: the 2D PINN, adaptive collocation and loss weights, and `matforge pinn identify`.
 """
 
 from matforge.pinn.bar import BarIdentification, BarSettings, fit_closed_form, identify_bar

@@ -1,0 +1,122 @@
+"""Ground truth for the 2D problem: plane-strain finite elements (scikit-fem, extra `pinn`).
+
+A plate [0, W] x [0, H] of n layers through its thickness (interfaces at heights y_k,
+moduli E_k, one Poisson ratio) rests on a roller at y = 0 (u_y = 0), is held by a roller
+at x = 0 (u_x = 0), is free at x = W and carries a uniform normal traction t_y on y = H.
+Quadratic triangles (P2) on a structured mesh whose rows include the interfaces, so no
+element straddles one; the Lamé coefficients are evaluated at quadrature points. For one
+layer the solution is the uniform field u_x = nu (1 + nu) p x / E, u_y = -(1 - nu^2) p y / E
+(p = -t_y), which P2 reproduces to rounding (tested).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LayeredPlate:
+    moduli: Sequence[float]
+    interfaces: Sequence[float]
+    width: float = 2.0
+    height: float = 1.0
+    poisson: float = 0.3
+    traction: float = -1.0  # t_y on the top face (negative: compression)
+
+    def __post_init__(self) -> None:
+        if len(self.moduli) != len(self.interfaces) + 1:
+            raise ValueError("n layers need n - 1 interfaces")
+        edges = [0.0, *self.interfaces, self.height]
+        if any(b <= a for a, b in itertools.pairwise(edges)):
+            raise ValueError(f"interfaces must increase strictly inside (0, {self.height})")
+        if min(self.moduli) <= 0 or not 0 <= self.poisson < 0.5:
+            raise ValueError("moduli must be positive and 0 <= poisson < 0.5")
+
+    def modulus(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(self.moduli, dtype=float)[
+            np.searchsorted(np.asarray(self.interfaces, dtype=float), y, side="right")
+        ]
+
+
+@dataclass
+class PlateSolution:
+    plate: LayeredPlate
+    basis: object
+    displacement: np.ndarray  # all degrees of freedom
+    stiffness: object  # the assembled matrix
+    load: np.ndarray
+    bottom: np.ndarray  # u_y degrees of freedom on y = 0
+
+    def bottom_reaction(self) -> float:
+        """Sum of the vertical support forces on y = 0 (equals -traction x width)."""
+        residual = self.stiffness @ self.displacement - self.load
+        return float(residual[self.bottom].sum())
+
+    def at(self, points: np.ndarray) -> np.ndarray:
+        """Displacements (N, 2) at points (N, 2) inside the plate."""
+        probe = self.basis.probes(np.asarray(points, dtype=float).T)
+        return (probe @ self.displacement).reshape(2, -1).T  # probes are component-major
+
+
+def _axis(low: float, high: float, cells: int, breaks: Sequence[float]) -> np.ndarray:
+    """Equally spaced nodes plus the break points, near-duplicates merged (a sliver row of
+    elements of height 1e-17 would wreck the solve)."""
+    nodes = np.sort(np.concatenate([np.linspace(low, high, cells + 1), np.asarray(breaks)]))
+    keep = np.concatenate([[True], np.diff(nodes) > 1e-9 * (high - low)])
+    nodes = nodes[keep]
+    for b in breaks:  # snap the kept neighbour onto the break exactly
+        nodes[np.argmin(np.abs(nodes - b))] = b
+    return nodes
+
+
+def solve_plate(plate: LayeredPlate, *, cells_x: int = 40, cells_y: int = 40) -> PlateSolution:
+    try:
+        from skfem import (
+            Basis,
+            BilinearForm,
+            ElementTriP2,
+            ElementVector,
+            FacetBasis,
+            LinearForm,
+            MeshTri,
+            asm,
+            condense,
+            solve,
+        )
+        from skfem.helpers import ddot, eye, sym_grad, trace
+    except ImportError as error:
+        raise ImportError(
+            "the 2D ground truth needs scikit-fem: pip install 'matforge[pinn]'"
+        ) from error
+    nu = plate.poisson
+    mesh = MeshTri.init_tensor(
+        _axis(0.0, plate.width, cells_x, []), _axis(0.0, plate.height, cells_y, plate.interfaces)
+    )
+    element = ElementVector(ElementTriP2())
+    basis = Basis(mesh, element)
+
+    @BilinearForm
+    def stiffness(u, v, w):
+        e = plate.modulus(w.x[1])
+        lam = e * nu / ((1 + nu) * (1 - 2 * nu))
+        mu = e / (2 * (1 + nu))
+        strain = sym_grad(u)
+        return ddot(2 * mu * strain + lam * eye(trace(strain), 2), sym_grad(v))
+
+    top = FacetBasis(
+        mesh, element, facets=mesh.facets_satisfying(lambda x: np.isclose(x[1], plate.height))
+    )
+
+    @LinearForm
+    def load(v, w):
+        return plate.traction * v[1]
+
+    k = asm(stiffness, basis)
+    f = asm(load, top)
+    bottom = basis.get_dofs(lambda x: np.isclose(x[1], 0.0)).all("u^2")
+    fixed = np.concatenate([basis.get_dofs(lambda x: np.isclose(x[0], 0.0)).all("u^1"), bottom])
+    return PlateSolution(plate, basis, solve(*condense(k, f, D=fixed)), k, f, bottom)

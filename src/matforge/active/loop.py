@@ -277,8 +277,9 @@ class ActiveLearner:
             "force_mae": float(np.abs(f_err).mean()),
         }
 
-    def _record(self, iteration: int, potential: Potential, extra: dict[str, Any]) -> dict:
-        training = self.store.structures(role="train", status="labelled")
+    def _record(
+        self, iteration: int, potential: Potential, training: list[Atoms], extra: dict[str, Any]
+    ) -> dict:
         record = {
             "iteration": iteration,
             "oracle_calls": len(training),
@@ -328,7 +329,7 @@ class ActiveLearner:
             potential = self.trainer.fit(training)
             curve = self.store.metadata.get("curve", [])
             if not any(c["iteration"] == iteration for c in curve):
-                record = self._record(iteration, potential, pending_extra)
+                record = self._record(iteration, potential, training, pending_extra)
                 log.info(
                     "iteration %d: %d labels, test force RMSE %s eV/A",
                     iteration,
@@ -374,10 +375,10 @@ class ActiveLearner:
                 measure=uncertainty.name,
                 uncertainties=selection.uncertainty,
             )
-        training = self.store.structures(role="train", status="labelled")
+        # The last pass fitted `potential` on every label there is: nothing was labelled since.
         return ActiveResult(
             self.config,
-            self.trainer.fit(training),
+            potential,
             self.store.metadata.get("curve", []),
             self.store,
             failed,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from matforge.mlip.descriptors import design_matrix
+from matforge.mlip.descriptors import design_matrix, to_voigt
 from matforge.mlip.potential import LinearModel, Potential
 
 
@@ -102,14 +102,10 @@ class DesignCache:
                         reference.forces[lo:hi].numpy() if reference is not None else None
                     ),
                     reference_stress=(
-                        _voigt(reference.stress[k].numpy())
+                        to_voigt(reference.stress[k].numpy())
                         if reference is not None and stress
                         else None
                     ),
                 )
             )
         return result
-
-
-def _voigt(tensor: np.ndarray) -> np.ndarray:
-    return tensor[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]

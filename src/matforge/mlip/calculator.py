@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from matforge.mlip.descriptors import to_voigt
 from matforge.mlip.potential import Potential
 
 
@@ -49,7 +50,7 @@ class MatforgeCalculator(Calculator):
         }
         if wants_stress:
             s = out.stress[0].numpy()
-            self.results["stress"] = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]].copy()
+            self.results["stress"] = to_voigt(s).copy()
 
     @classmethod
     def from_file(cls, path: str, *, backend: str = "torch", **kwargs: Any) -> MatforgeCalculator:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from matforge.mlip.batch import AtomsBatch
@@ -61,6 +62,12 @@ class DesignMatrix:
 
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def to_voigt(tensor: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 6) in the order of VOIGT (ASE's xx yy zz yz xz xy)."""
+    rows, columns = zip(*VOIGT, strict=True)
+    return tensor[..., list(rows), list(columns)]
 
 
 def design_matrix(

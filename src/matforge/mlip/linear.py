@@ -24,11 +24,10 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from matforge.core.errors import ConfigError
 from matforge.core.progress import track
 from matforge.mlip.data import BAR
-from matforge.mlip.descriptors import design_matrix
+from matforge.mlip.descriptors import design_matrix, to_voigt
 from matforge.mlip.potential import LinearModel, Potential
 
 KINDS = ("energy", "force", "stress")
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def assemble(potential: Potential, structures: Sequence[Atoms], *, chunk: int = 
                 pressure = -(stress - s_ref) / BAR
                 a_s = -rows.stress[k].numpy() / BAR
                 parts_a.append(a_s)
-                parts_b.append(np.array([pressure[i, j] for i, j in VOIGT]))
+                parts_b.append(to_voigt(pressure))
                 kinds.append(2)
             sizes = [len(p) for p in parts_b]
             group = str(atoms.info.get("group", "all"))

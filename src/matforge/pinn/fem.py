@@ -11,11 +11,12 @@ layer the solution is the uniform field u_x = nu (1 + nu) p x / E, u_y = -(1 - n
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from matforge.pinn.layered import check_layers
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,9 @@ class LayeredPlate:
     traction: float = -1.0  # t_y on the top face (negative: compression)
 
     def __post_init__(self) -> None:
-        if len(self.moduli) != len(self.interfaces) + 1:
-            raise ValueError("n layers need n - 1 interfaces")
-        edges = [0.0, *self.interfaces, self.height]
-        if any(b <= a for a, b in itertools.pairwise(edges)):
-            raise ValueError(f"interfaces must increase strictly inside (0, {self.height})")
-        if min(self.moduli) <= 0 or not 0 <= self.poisson < 0.5:
-            raise ValueError("moduli must be positive and 0 <= poisson < 0.5")
+        check_layers(self.moduli, self.interfaces, self.height)
+        if not 0 <= self.poisson < 0.5:
+            raise ValueError(f"poisson must lie in [0, 0.5), got {self.poisson}")
 
     def modulus(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(self.moduli, dtype=float)[

@@ -55,6 +55,16 @@ def smoothed_modulus(
     raise ValueError(f"rule must be 'modulus' or 'compliance', got {rule!r}")
 
 
+def check_layers(moduli: Sequence[float], interfaces: Sequence[float], extent: float) -> None:
+    """n positive moduli and n - 1 interfaces increasing strictly inside (0, extent)."""
+    if len(moduli) != len(interfaces) + 1:
+        raise ValueError("n layers need n - 1 interfaces")
+    if any(b <= a for a, b in itertools.pairwise([0.0, *interfaces, extent])):
+        raise ValueError(f"interfaces must increase strictly inside (0, {extent})")
+    if min(moduli) <= 0:
+        raise ValueError("moduli must be positive")
+
+
 @dataclass(frozen=True)
 class LayeredBar:
     """n layers in series along a bar; lengths in m, moduli in Pa, forces in N."""
@@ -67,13 +77,7 @@ class LayeredBar:
     body_force: float = 0.0  # N per m, along +x
 
     def __post_init__(self) -> None:
-        if len(self.moduli) != len(self.interfaces) + 1:
-            raise ValueError("n layers need n - 1 interfaces")
-        edges = [0.0, *self.interfaces, self.length]
-        if any(b <= a for a, b in itertools.pairwise(edges)):
-            raise ValueError(f"interfaces must increase strictly inside (0, {self.length})")
-        if min(self.moduli) <= 0:
-            raise ValueError("moduli must be positive")
+        check_layers(self.moduli, self.interfaces, self.length)
 
     def axial_force(self, x: torch.Tensor) -> torch.Tensor:
         return self.end_force + self.body_force * (self.length - x)

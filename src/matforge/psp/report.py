@@ -9,7 +9,6 @@ import pandas as pd
 import torch
 
 from matforge.core.rundir import RunDirectory
-from matforge.psp.design import Bound
 from matforge.psp.job import DesignOutcome, FitResult, PspConfig, save_ensemble
 from matforge.psp.training import ChainEnsemble, columns
 
@@ -100,7 +99,7 @@ def strength_map(
         x_name, y_name = config.process[0].name, config.process[-1].name
     bx, by = by_name[x_name].bound(), by_name[y_name].bound()
     unit = torch.linspace(0, 1, points, dtype=torch.float64)
-    gx, gy = torch.meshgrid(Bound.from_unit(bx, unit), Bound.from_unit(by, unit), indexing="xy")
+    gx, gy = torch.meshgrid(bx.from_unit(unit), by.from_unit(unit), indexing="xy")
     values = {
         k: torch.full((points * points,), v, dtype=torch.float64)
         for k, v in outcome.result.process.items()

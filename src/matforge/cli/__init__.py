@@ -59,7 +59,7 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import active, calphad, data, design, doctor, mlip, psp
+    from matforge.cli import active, calphad, data, design, doctor, mlip, pinn, psp
 
     app.command("doctor")(doctor.doctor)
     app.command("design")(design.design)
@@ -68,6 +68,7 @@ def _register() -> None:
     app.add_typer(mlip.app, name="mlip")
     app.add_typer(active.app, name="active")
     app.add_typer(psp.app, name="psp")
+    app.add_typer(pinn.app, name="pinn")
 
 
 _register()

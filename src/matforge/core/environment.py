@@ -75,11 +75,6 @@ PARTS: tuple[Part, ...] = (
         "pinn",
         "PINNs for inverse problems in layered elastic composites",
         "matforge.pinn",
-        progress="1D: exact layered bar, smoothed modulus (modulus / compliance blending), "
-        "cusp-capturing mixed-form PINN identifying moduli and interfaces (noise-free "
-        "within 0.5% / 0.04% of L) and the closed-form least-squares reference; 2D "
-        "plane-strain FEM truth (scikit-fem); the 2D PINN, adaptive collocation/weights and "
-        "matforge pinn identify not built yet",
     ),
     Part(
         "microstructure",

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from matforge.pinn.layered import smoothed_modulus
+from matforge.pinn.losses import CompositeLoss, FixedWeights, LossTerm
 from matforge.pinn.parameters import LogBoxParameter, OrderedInterfaces
+from matforge.pinn.training import TrainingHistory, train
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,16 @@ class BarIdentification:
     interfaces: np.ndarray  # m
     loss: float
     start_losses: list[float] = field(default_factory=list)
-    history: list[float] = field(default_factory=list)
+    history: TrainingHistory | None = None
+
+
+@dataclass
+class ClosedFormFit:
+    moduli: np.ndarray  # Pa
+    interfaces: np.ndarray  # m
+    sum_of_squares: float  # m^2
+    moduli_std: np.ndarray  # Laplace posterior standard deviations
+    interfaces_std: np.ndarray
 
 
 class _BarPinn(torch.nn.Module):
@@ -86,6 +97,66 @@ class _BarPinn(torch.nn.Module):
         return x * out[:, 0], out[:, 1]
 
 
+def _train_start(
+    settings: BarSettings,
+    start: int,
+    collocation: torch.Tensor,
+    data: tuple[torch.Tensor, torch.Tensor],
+    body_force: float,
+) -> tuple[_BarPinn, TrainingHistory]:
+    """One start: a fresh network and parameters, trained on the data and the physics."""
+    xs, us = data
+    scale = us.abs().max()
+    generator = torch.Generator().manual_seed(settings.seed * 1000 + start)
+    torch.manual_seed(settings.seed * 1000 + start)
+    model = _BarPinn(settings, start, generator)
+    state = {"width": settings.width_start}
+
+    def residuals() -> torch.Tensor:
+        x = collocation.clone().requires_grad_(True)
+        u, force = model(x)
+        (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+        (dforce,) = torch.autograd.grad(force.sum(), x, create_graph=True)
+        modulus = smoothed_modulus(
+            x, model.moduli(), model.interfaces(), state["width"], "compliance"
+        )
+        return torch.stack([dforce + body_force, force - modulus * du])  # equilibrium, constitutive
+
+    def misfit() -> torch.Tensor:
+        return (model(xs)[0] - us) / scale
+
+    def end_force() -> torch.Tensor:
+        return model(torch.ones(1, dtype=torch.float64))[1] - 1.0
+
+    loss = CompositeLoss(
+        [
+            LossTerm("data", "data", misfit, settings.data_weight),
+            # x 2: the sum of the two residuals' mean squares, as they were designed
+            LossTerm("pde", "pde", residuals, 2.0),
+            LossTerm("end_force", "neumann", end_force),
+        ],
+        FixedWeights(),
+    )
+    ratio = settings.width_end / settings.width_start
+
+    def before_step(step: int) -> None:
+        state["width"] = settings.width_start * ratio ** (step / max(settings.adam_steps, 1))
+
+    def before_lbfgs() -> None:
+        state["width"] = settings.width_end
+
+    history = train(
+        list(model.parameters()),
+        loss,
+        adam_steps=settings.adam_steps,
+        learning_rate=settings.learning_rate,
+        lbfgs_steps=settings.lbfgs_steps,
+        before_step=before_step,
+        before_lbfgs=before_lbfgs,
+    )
+    return model, history
+
+
 def identify_bar(
     positions: np.ndarray,
     displacements: np.ndarray,
@@ -103,61 +174,11 @@ def identify_bar(
     us = torch.as_tensor(np.asarray(displacements) / u_ref, dtype=torch.float64)
     b = body_force * length / end_force
     collocation = torch.linspace(0.0, 1.0, settings.collocation, dtype=torch.float64)
-    scale = us.abs().max()
     best: BarIdentification | None = None
     losses = []
     for start in range(settings.starts):
-        generator = torch.Generator().manual_seed(settings.seed * 1000 + start)
-        torch.manual_seed(settings.seed * 1000 + start)
-        model = _BarPinn(settings, start, generator)
-        history: list[float] = []
-
-        def loss_fn(width: float, model: _BarPinn = model) -> torch.Tensor:
-            x = collocation.clone().requires_grad_(True)
-            u, force = model(x)
-            (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
-            (dforce,) = torch.autograd.grad(force.sum(), x, create_graph=True)
-            modulus = smoothed_modulus(x, model.moduli(), model.interfaces(), width, "compliance")
-            equilibrium = dforce + b
-            constitutive = force - modulus * du
-            _, end = model(torch.ones(1, dtype=torch.float64))
-            u_data, _ = model(xs)
-            data = (((u_data - us) / scale) ** 2).mean()
-            return (
-                settings.data_weight * data
-                + (equilibrium**2).mean()
-                + (constitutive**2).mean()
-                + (end[0] - 1.0) ** 2
-            )
-
-        adam = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-        ratio = settings.width_end / settings.width_start
-        for step in range(settings.adam_steps):
-            width = settings.width_start * ratio ** (step / max(settings.adam_steps, 1))
-            adam.zero_grad()
-            loss = loss_fn(width)
-            loss.backward()
-            adam.step()
-            if step % 100 == 0:
-                history.append(float(loss.detach()))
-        lbfgs = torch.optim.LBFGS(
-            model.parameters(),
-            max_iter=settings.lbfgs_steps,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12,
-            tolerance_change=1e-16,
-        )
-
-        def closure(model: _BarPinn = model, lbfgs: torch.optim.LBFGS = lbfgs) -> torch.Tensor:
-            lbfgs.zero_grad()
-            value = loss_fn(settings.width_end, model)
-            value.backward()
-            return value.detach()  # LBFGS needs only the value
-
-        if settings.lbfgs_steps:
-            lbfgs.step(closure)
-        final = float(loss_fn(settings.width_end).detach())
-        history.append(final)
+        model, history = _train_start(settings, start, collocation, (xs, us), b)
+        final = history.total[-1]
         losses.append(final)
         if best is None or final < best.loss:
             with torch.no_grad():
@@ -184,10 +205,12 @@ def fit_closed_form(
     reference_modulus: float = 1e9,
     starts: int = 20,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> ClosedFormFit:
     """The best a fit can do: nonlinear least squares of the exact closed-form solution
-    (`LayeredBar`) to the same data, from `starts` random starts (scipy, trust region).
-    Returns moduli (Pa), interfaces (m) and the final sum of squares."""
+    (`LayeredBar`) to the same data, from `starts` random starts (scipy, trust region),
+    with the Laplace (Gauss-Newton) posterior spread of each parameter: the covariance
+    s^2 (J^T J)^-1 at the optimum, s^2 the residual variance, in log-moduli and interface
+    positions, reported as standard deviations in Pa and m."""
     import scipy.optimize
 
     x = np.asarray(positions, dtype=float)
@@ -222,4 +245,15 @@ def fit_closed_form(
             best = result
     assert best is not None
     moduli = np.exp(best.x[:n_layers]) * reference_modulus
-    return moduli, np.sort(best.x[n_layers:]) * length, float(2 * best.cost)
+    dof = max(len(observed) - len(best.x), 1)
+    variance = 2 * best.cost / dof
+    covariance = variance * np.linalg.pinv(best.jac.T @ best.jac)
+    std = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    order = np.argsort(best.x[n_layers:])
+    return ClosedFormFit(
+        moduli,
+        best.x[n_layers:][order] * length,
+        float(2 * best.cost) * u_ref**2,
+        moduli * std[:n_layers],
+        std[n_layers:][order] * length,
+    )

@@ -2,7 +2,10 @@
 
 A plate [0, W] x [0, H] of n layers through its thickness (interfaces at heights y_k,
 moduli E_k, one Poisson ratio) rests on a roller at y = 0 (u_y = 0), is held by a roller
-at x = 0 (u_x = 0), is free at x = W and carries a uniform normal traction t_y on y = H.
+at x = 0 (u_x = 0), is free at x = W (or on a roller there too) and carries a normal
+traction t_y(x) = t (1 + a cos(pi x / W)) on y = H (uniform for a = 0). With rollers on
+both sides the plate is one cell of a laminate under a periodic load: the field is smooth
+inside each layer, without the stress singularity of a free edge at the interfaces.
 Quadratic triangles (P2) on a structured mesh whose rows include the interfaces, so no
 element straddles one; the Lamé coefficients are evaluated at quadrature points. For one
 layer the solution is the uniform field u_x = nu (1 + nu) p x / E, u_y = -(1 - nu^2) p y / E
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -26,12 +30,19 @@ class LayeredPlate:
     width: float = 2.0
     height: float = 1.0
     poisson: float = 0.3
-    traction: float = -1.0  # t_y on the top face (negative: compression)
+    traction: float = -1.0  # mean t_y on the top face (negative: compression)
+    load_variation: float = 0.0  # t_y(x) = traction (1 + load_variation cos(pi x / W))
+    right_edge: Literal["free", "roller"] = "free"
 
     def __post_init__(self) -> None:
         check_layers(self.moduli, self.interfaces, self.height)
         if not 0 <= self.poisson < 0.5:
             raise ValueError(f"poisson must lie in [0, 0.5), got {self.poisson}")
+        if self.right_edge not in ("free", "roller"):
+            raise ValueError(f"right_edge must be 'free' or 'roller', got {self.right_edge!r}")
+
+    def top_traction(self, x: np.ndarray) -> np.ndarray:
+        return self.traction * (1 + self.load_variation * np.cos(np.pi * x / self.width))
 
     def modulus(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(self.moduli, dtype=float)[
@@ -110,10 +121,15 @@ def solve_plate(plate: LayeredPlate, *, cells_x: int = 40, cells_y: int = 40) ->
 
     @LinearForm
     def load(v, w):
-        return plate.traction * v[1]
+        return plate.top_traction(w.x[0]) * v[1]
 
     k = asm(stiffness, basis)
     f = asm(load, top)
     bottom = basis.get_dofs(lambda x: np.isclose(x[1], 0.0)).all("u^2")
-    fixed = np.concatenate([basis.get_dofs(lambda x: np.isclose(x[0], 0.0)).all("u^1"), bottom])
+
+    def vertical_rollers(x: np.ndarray) -> np.ndarray:
+        on_left = np.isclose(x[0], 0.0)
+        return on_left | np.isclose(x[0], plate.width) if plate.right_edge == "roller" else on_left
+
+    fixed = np.concatenate([basis.get_dofs(vertical_rollers).all("u^1"), bottom])
     return PlateSolution(plate, basis, solve(*condense(k, f, D=fixed)), k, f, bottom)

@@ -45,6 +45,10 @@ def test_config_mistakes_are_named():
         load_config(BAR, PinnConfig, ["truth.moduli=[1.0, 2.0]"])
     with pytest.raises(ConfigError, match=r"unknown settings \['adam_step'\]"):
         load_config(BAR, PinnConfig, ["training.adam_step=3"])
+    with pytest.raises(ConfigError, match=r"training\.learning_rate must be a positive number"):
+        load_config(BAR, PinnConfig, ["training.learning_rate=-1"])
+    with pytest.raises(ConfigError, match="set the number of layers with 'layers'"):
+        load_config(BAR, PinnConfig, ["training.n_layers=4"])
     with pytest.raises(ConfigError, match="needs a truth"):
         load_config(BAR, PinnConfig, ["data.source=synthetic", "truth=null"])
 

@@ -28,7 +28,7 @@ import torch
 from matforge.pinn.layered import smoothed_modulus
 from matforge.pinn.losses import CompositeLoss, FixedWeights, LossTerm
 from matforge.pinn.parameters import LogBoxParameter, OrderedInterfaces
-from matforge.pinn.training import TrainingHistory, train
+from matforge.pinn.training import TrainingHistory, check_settings, train
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class BarSettings:
     lbfgs_steps: int = 2000
     starts: int = 1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass

@@ -116,12 +116,17 @@ class PinnConfig(JobConfig):
         if self.data.source == "synthetic" and self.truth is None:
             raise ValueError("data.source 'synthetic' needs a truth section")
         settings = BarSettings if self.problem == "bar" else PlateSettings
-        unknown = set(self.training) - set(settings.__dataclass_fields__) - {"n_layers"}
+        if {"n_layers", "seed"} & set(self.training):
+            raise ValueError(
+                "training: set the number of layers with 'layers' and the seed with 'seed'"
+            )
+        unknown = set(self.training) - set(settings.__dataclass_fields__)
         if unknown:
             raise ValueError(
                 f"training: unknown settings {sorted(unknown)}; known: "
                 f"{sorted(settings.__dataclass_fields__)}"
             )
+        self.settings()  # range checks now, so that the error names the config file
         return self
 
     def settings(self) -> BarSettings | PlateSettings:
@@ -129,8 +134,8 @@ class PinnConfig(JobConfig):
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.training.items()}
         try:
             return kind(**{**values, "n_layers": self.layers, "seed": self.seed})
-        except TypeError as error:
-            raise ConfigError(f"training: {error}") from None
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"training.{error}") from None
 
 
 def read_observations(path: Path, config: PinnConfig) -> pd.DataFrame:

@@ -44,7 +44,7 @@ from matforge.pinn.losses import (
 )
 from matforge.pinn.parameters import LogBoxParameter, OrderedInterfaces
 from matforge.pinn.sampling import Box, resample_by_residual
-from matforge.pinn.training import TrainingHistory, train
+from matforge.pinn.training import TrainingHistory, check_settings, train
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,13 @@ class PlateSettings:
     candidates: int = 20000
     starts: int = 1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.weighting not in ("fixed", "gradient-norm"):
+            raise ValueError(
+                f"weighting must be 'fixed' or 'gradient-norm', got {self.weighting!r}"
+            )
 
 
 @dataclass(frozen=True)

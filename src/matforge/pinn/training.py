@@ -32,6 +32,29 @@ class TrainingHistory:
             self.weights.setdefault(name, []).append(weight)
 
 
+def check_settings(settings: object) -> None:
+    """Range checks shared by the settings dataclasses of the PINN problems; each message
+    names the field."""
+    positive = ("learning_rate", "width_start", "width_end", "cusp_width", "min_thickness")
+    at_least = {"n_layers": 1, "starts": 1, "collocation": 2, "adam_steps": 0, "lbfgs_steps": 0}
+    for name in positive:
+        value = getattr(settings, name, 1.0)
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    for name, low in at_least.items():
+        value = getattr(settings, name, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    bounds = getattr(settings, "modulus_bounds", (1.0, 2.0))
+    if len(bounds) != 2 or not 0 < bounds[0] < bounds[1]:
+        raise ValueError(f"modulus_bounds must be (low, high) with 0 < low < high, got {bounds}")
+    if getattr(settings, "data_weight", 1.0) < 0:
+        raise ValueError("data_weight must be >= 0")
+    hidden = getattr(settings, "hidden", (1,))
+    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"hidden must be a non-empty list of positive layer widths, got {hidden}")
+
+
 def train(
     parameters: Sequence[torch.Tensor],
     loss: CompositeLoss,

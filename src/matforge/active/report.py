@@ -8,16 +8,12 @@ from typing import Any
 import pandas as pd
 
 from matforge.active.loop import ActiveResult
-from matforge.core.rundir import atomic_write_bytes, atomic_write_json, save_figure
+from matforge.core.rundir import atomic_write_bytes, atomic_write_json, pyplot, save_figure
 
 
 def learning_curve_figure(curves: dict[str, pd.DataFrame], *, target: float | None = None):
     """Test force RMSE against oracle calls, one line per strategy (or run)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 4))
     for label, frame in curves.items():
         if "test_force_rmse" in frame and frame["test_force_rmse"].notna().any():
@@ -44,9 +40,7 @@ def write_active_run(result: ActiveResult, path: Path) -> dict[str, Any]:
     )
     figure = learning_curve_figure({result.config.name: curve})
     save_figure(path / "learning_curve.png", figure, overwrite=True)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
+    pyplot().close(figure)
     save_potential(result.potential, path / "model.pt", overwrite=True)
     store = result.store
     metrics = {

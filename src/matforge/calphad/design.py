@@ -242,13 +242,11 @@ def write_design_run(
     config: DesignConfig, result: DesignResult, check: DesignResult | None, spacing: float | None
 ) -> tuple[object, dict]:
     """A run directory with config, metrics.json, history.csv and design.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
-    from matforge.core.rundir import RunDirectory
+    from matforge.core.rundir import RunDirectory, pyplot
+
+    plt = pyplot()
 
     run = RunDirectory.create(config.name, config.runs_dir)
     run.write_config(config)

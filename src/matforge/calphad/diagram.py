@@ -80,11 +80,9 @@ def binary_diagram(
 
 def plot_binary_diagram(diagram: BinaryDiagram, title: str | None = None) -> Figure:
     """A matplotlib Figure: boundary points coloured by phase (like pycalphad's binplot)."""
-    import matplotlib
+    from matforge.core.rundir import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 5.5))
     colours = plt.get_cmap("tab20")
     for index, phase in enumerate(sorted(set(diagram.phases))):
@@ -106,12 +104,10 @@ def plot_binary_diagram(diagram: BinaryDiagram, title: str | None = None) -> Fig
 def save_binary_diagram(diagram: BinaryDiagram, path: str | Path, title: str | None = None) -> Path:
     """Write the diagram as an image, PNG unless the suffix names another format (refusing to
     overwrite an existing file)."""
-    import matplotlib.pyplot as plt
-
-    from matforge.core.rundir import save_figure
+    from matforge.core.rundir import pyplot, save_figure
 
     figure = plot_binary_diagram(diagram, title)
     try:
         return save_figure(path, figure, dpi=130)
     finally:
-        plt.close(figure)
+        pyplot().close(figure)

@@ -110,6 +110,17 @@ def atomic_write_json(path: str | Path, value: Any, *, overwrite: bool = False) 
     return atomic_write_text(path, dumps_json(value) + "\n", overwrite=overwrite)
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend (files only, no display needed);
+    imported on first use, as matplotlib is slow to import."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(
     path: str | Path, figure: Figure, *, dpi: int = 150, overwrite: bool = False
 ) -> Path:

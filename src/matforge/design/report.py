@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from matforge.core.rundir import RunDirectory
+from matforge.core.rundir import RunDirectory, pyplot
 
 if TYPE_CHECKING:
     from matforge.design.job import DesignJobResult
@@ -96,11 +96,9 @@ def _feasibility_map(ax, result: DesignJobResult, resolution: int) -> bool:  # t
 def write_design_run(
     result: DesignJobResult, *, map_resolution: int = 21
 ) -> tuple[RunDirectory, dict]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
+
+    plt = pyplot()
 
     config = result.config
     run = RunDirectory.create(config.name, config.runs_dir)

@@ -6,23 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from matforge.core.rundir import RunDirectory
+from matforge.core.rundir import RunDirectory, pyplot
 from matforge.mlip.io import save_potential
 from matforge.mlip.job import FitResult
 from matforge.mlip.lammps_files import write_snap_files
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _parity(result: FitResult, kind: int, label: str, unit: str):
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
     coefficients = result.potential.model.coefficients.detach().numpy().reshape(-1)
     for split, indices, colour in (("train", result.train, "C0"), ("test", result.test, "C3")):
@@ -57,7 +48,7 @@ def write_fit_run(result: FitResult) -> tuple[RunDirectory, dict[str, Any]]:
     for kind, label, unit in ((0, "energy", "eV/atom"), (1, "force", "eV/A")):
         figure = _parity(result, kind, label, unit)
         run.save_figure(f"parity_{label}.png", figure)
-        _pyplot().close(figure)
+        pyplot().close(figure)
     overall = result.errors[
         (result.errors.group == "*ALL") & (result.errors.weighting == "unweighted")
     ]

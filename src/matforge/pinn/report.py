@@ -8,17 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from matforge.core.rundir import RunDirectory
+from matforge.core.rundir import RunDirectory, pyplot
 from matforge.pinn.job import IdentifyResult
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _extent(result: IdentifyResult) -> float:
@@ -54,7 +45,7 @@ def parameter_table(result: IdentifyResult) -> pd.DataFrame:
 
 
 def _profile(result: IdentifyResult) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     extent = _extent(result)
     position = np.linspace(0.0, extent, 801)
     axis_name = "x" if result.config.problem == "bar" else "y"
@@ -103,7 +94,7 @@ def _profile(result: IdentifyResult) -> Any:
 
 
 def _loss_curves(history: pd.DataFrame) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     terms = [c for c in history.columns if c not in ("member", "step", "total")]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for member, rows in history.groupby("member"):
@@ -154,7 +145,7 @@ def write_identify_run(result: IdentifyResult) -> tuple[RunDirectory, dict[str, 
                 }
             )
     history = pd.DataFrame(rows)
-    plt = _pyplot()
+    plt = pyplot()
     if len(history):
         run.write_table("loss_history.csv", history)
         figure = _loss_curves(history)

@@ -8,23 +8,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from matforge.core.rundir import RunDirectory
+from matforge.core.rundir import RunDirectory, pyplot
 from matforge.psp.job import DesignOutcome, FitResult, PspConfig, save_ensemble
 from matforge.psp.training import ChainEnsemble, columns
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _parity(fit: FitResult) -> Any:
     """Predicted vs measured, on the test split, for each link's outputs and the chain."""
-    plt = _pyplot()
+    plt = pyplot()
     config = fit.config
     data = fit.test if len(fit.test) else fit.train
     names = [n for n in [*config.structure_names[:2], config.property] if n in data.columns]
@@ -64,7 +55,7 @@ def write_fit_run(fit: FitResult) -> tuple[RunDirectory, dict[str, Any]]:
     run.write_table("errors.csv", errors)
     figure = _parity(fit)
     run.save_figure("parity.png", figure)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     metrics = {
         "rows": len(fit.train) + len(fit.test),
         "train_rows": len(fit.train),
@@ -90,7 +81,7 @@ def strength_map(
     config: PspConfig, ensemble: ChainEnsemble, outcome: DesignOutcome, points: int = 80
 ) -> Any:
     """Predicted property over two process axes (others at the design), optimum marked."""
-    plt = _pyplot()
+    plt = pyplot()
     spec = config.design
     assert spec is not None
     by_name = {p.name: p for p in config.process}
@@ -176,5 +167,5 @@ def write_design_run(
     run.write_table("design_starts.csv", pd.DataFrame(outcome.result.all_starts))
     figure = strength_map(config, ensemble, outcome)
     run.save_figure("property_map.png", figure)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return summary

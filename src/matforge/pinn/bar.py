@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from matforge.pinn.layered import smoothed_modulus
+from matforge.pinn.layered import NarrowingWidth, smoothed_modulus
 from matforge.pinn.losses import CompositeLoss, FixedWeights, LossTerm
 from matforge.pinn.parameters import LogBoxParameter, OrderedInterfaces
 from matforge.pinn.training import TrainingHistory, check_settings, train
@@ -113,16 +113,14 @@ def _train_start(
     generator = torch.Generator().manual_seed(settings.seed * 1000 + start)
     torch.manual_seed(settings.seed * 1000 + start)
     model = _BarPinn(settings, start, generator)
-    state = {"width": settings.width_start}
+    width = NarrowingWidth(settings.width_start, settings.width_end, settings.adam_steps)
 
     def residuals() -> torch.Tensor:
         x = collocation.clone().requires_grad_(True)
         u, force = model(x)
         (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
         (dforce,) = torch.autograd.grad(force.sum(), x, create_graph=True)
-        modulus = smoothed_modulus(
-            x, model.moduli(), model.interfaces(), state["width"], "compliance"
-        )
+        modulus = smoothed_modulus(x, model.moduli(), model.interfaces(), width.value, "compliance")
         return torch.stack([dforce + body_force, force - modulus * du])  # equilibrium, constitutive
 
     def misfit() -> torch.Tensor:
@@ -140,22 +138,14 @@ def _train_start(
         ],
         FixedWeights(),
     )
-    ratio = settings.width_end / settings.width_start
-
-    def before_step(step: int) -> None:
-        state["width"] = settings.width_start * ratio ** (step / max(settings.adam_steps, 1))
-
-    def before_lbfgs() -> None:
-        state["width"] = settings.width_end
-
     history = train(
         list(model.parameters()),
         loss,
         adam_steps=settings.adam_steps,
         learning_rate=settings.learning_rate,
         lbfgs_steps=settings.lbfgs_steps,
-        before_step=before_step,
-        before_lbfgs=before_lbfgs,
+        before_step=width.at_step,
+        before_lbfgs=width.finish,
     )
     return model, history
 

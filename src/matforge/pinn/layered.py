@@ -55,6 +55,27 @@ def smoothed_modulus(
     raise ValueError(f"rule must be 'modulus' or 'compliance', got {rule!r}")
 
 
+@dataclass
+class NarrowingWidth:
+    """The smoothing width during training: geometric from `start` to `end` over the Adam
+    steps (wide early, so that interface positions feel the data from afar; sharp late),
+    then held at `end` for L-BFGS. Pass `at_step` and `finish` to `training.train` as its
+    hooks and read `value` in the loss."""
+
+    start: float
+    end: float
+    steps: int
+
+    def __post_init__(self) -> None:
+        self.value = self.start
+
+    def at_step(self, step: int) -> None:
+        self.value = self.start * (self.end / self.start) ** (step / max(self.steps, 1))
+
+    def finish(self) -> None:
+        self.value = self.end
+
+
 def check_layers(moduli: Sequence[float], interfaces: Sequence[float], extent: float) -> None:
     """n positive moduli and n - 1 interfaces increasing strictly inside (0, extent)."""
     if len(moduli) != len(interfaces) + 1:

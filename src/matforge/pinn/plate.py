@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from matforge.pinn.layered import check_layers, smoothed_modulus
+from matforge.pinn.layered import NarrowingWidth, check_layers, smoothed_modulus
 from matforge.pinn.losses import (
     CompositeLoss,
     FixedWeights,
@@ -180,7 +180,7 @@ class _Physics:
     model: _PlatePinn
     poisson: float
     traction: float
-    width: float  # the current smoothing width
+    width: NarrowingWidth
 
     def stresses(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
         nu = self.poisson
@@ -189,8 +189,8 @@ class _Physics:
         gx, gy = _grad(ux, points), _grad(uy, points)
         moduli, interfaces = self.model.moduli(), self.model.interfaces()
         y = points[:, 1]
-        parallel = smoothed_modulus(y, moduli, interfaces, self.width, "modulus")
-        series = smoothed_modulus(y, moduli, interfaces, self.width, "compliance")
+        parallel = smoothed_modulus(y, moduli, interfaces, self.width.value, "modulus")
+        series = smoothed_modulus(y, moduli, interfaces, self.width.value, "compliance")
         sxx = parallel / (1 - nu**2) * gx[:, 0] + nu / (1 - nu) * syy
         return {
             "points": points,
@@ -236,10 +236,11 @@ def _fit(
     interfaces: torch.Tensor | OrderedInterfaces,
     data: tuple[torch.Tensor, torch.Tensor] | None,
     generator: torch.Generator,
-) -> tuple[_PlatePinn, TrainingHistory, float]:
+) -> tuple[_PlatePinn, TrainingHistory]:
     model = _PlatePinn(settings, loading, moduli, interfaces)
     traction = float(np.sign(loading.traction))
-    physics = _Physics(model, loading.poisson, traction, settings.width_start)
+    width = NarrowingWidth(settings.width_start, settings.width_end, settings.adam_steps)
+    physics = _Physics(model, loading.poisson, traction, width)
     aspect = model.aspect
     margin = settings.free_edge_margin if data is not None and loading.right_edge == "free" else 0
     if margin >= aspect:
@@ -287,10 +288,9 @@ def _fit(
         terms.append(LossTerm("interface", "interface", jump, settings.interface_weight))
     weighting = GradientNormWeights() if settings.weighting == "gradient-norm" else FixedWeights()
     loss = CompositeLoss(terms, weighting)
-    ratio = settings.width_end / settings.width_start
 
     def before_step(step: int) -> None:
-        physics.width = settings.width_start * ratio ** (step / max(settings.adam_steps, 1))
+        width.at_step(step)
         if settings.resample_every and step and step % settings.resample_every == 0:
             pool = box.random(settings.candidates, generator)
             state["collocation"] = resample_by_residual(
@@ -300,9 +300,6 @@ def _fit(
                 generator=generator,
             )
 
-    def before_lbfgs() -> None:
-        physics.width = settings.width_end
-
     history = train(
         list(model.parameters()),
         loss,
@@ -310,9 +307,9 @@ def _fit(
         learning_rate=settings.learning_rate,
         lbfgs_steps=settings.lbfgs_steps,
         before_step=before_step,
-        before_lbfgs=before_lbfgs,
+        before_lbfgs=width.finish,
     )
-    return model, history, history.total[-1]
+    return model, history
 
 
 def _predictor(
@@ -338,7 +335,7 @@ def solve_plate_pinn(
     reference = float(np.max(moduli))
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    model, history, loss = _fit(
+    model, history = _fit(
         settings,
         loading,
         torch.as_tensor(np.asarray(moduli, dtype=float) / reference),
@@ -350,8 +347,8 @@ def solve_plate_pinn(
     return PlateIdentification(
         np.asarray(moduli, dtype=float),
         np.asarray(interfaces, dtype=float),
-        loss,
-        [loss],
+        history.total[-1],
+        [history.total[-1]],
         history,
         _predictor(model, loading, u_ref),
     )
@@ -398,7 +395,8 @@ def identify_plate(
         initial = initial.clamp(low * 1.01, high * 0.99)
         moduli = LogBoxParameter("moduli", low, high, initial)
         interfaces = OrderedInterfaces("interfaces", settings.n_layers, 1.0, settings.min_thickness)
-        model, history, loss = _fit(settings, loading, moduli, interfaces, data, generator)
+        model, history = _fit(settings, loading, moduli, interfaces, data, generator)
+        loss = history.total[-1]
         losses.append(loss)
         if best is None or loss < best.loss:
             with torch.no_grad():

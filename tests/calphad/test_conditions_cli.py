@@ -27,6 +27,20 @@ def test_ranges_include_their_end_and_reject_nonsense() -> None:
             parse_values(bad, "--x")
 
 
+def test_range_errors_say_what_is_wrong_with_the_range() -> None:
+    # The specific messages reach the user (not replaced by the generic "cannot read").
+    with pytest.raises(ConfigError, match=r"needs start <= stop and a positive step"):
+        parse_values("900:500:50", "--T")
+    with pytest.raises(ConfigError, match=r"needs start <= stop and a positive step"):
+        parse_values("0:1:-0.1", "--x")
+    with pytest.raises(ConfigError, match=r"has 100000001 values, too many"):
+        parse_values("0:1:1e-8", "--x")
+    with pytest.raises(ConfigError, match=r"finite"):
+        parse_values("nan:1:0.1", "--x")
+    with pytest.raises(ConfigError, match=r"cannot read '0:1:'"):
+        parse_values("0:1:", "--x")
+
+
 def test_composition_grid_drops_points_off_the_simplex() -> None:
     fractions = parse_composition_options(["co=0:1:0.5", "CR=0.5"])
     grid = condition_grid(["CO", "CR", "NI"], [900.0, 1000.0], fractions)

@@ -59,8 +59,8 @@ def test_design_reaches_the_goal_and_beats_a_grid_search(tmp_path: Path) -> None
     assert 0.1 - 1e-9 <= composition["CO"] <= 0.6 + 1e-9
     grid = metrics["grid_check"]
     # The grid's best Cr content is within one spacing of the true optimum; gradient steps
-    # on the continuous problem must do at least as well as the grid (to 0.005).
-    assert composition["CR"] >= grid["best_objective"] - 0.005
+    # on the continuous problem beat it (measured: 0.4475 against the grid's 0.44).
+    assert composition["CR"] > grid["best_objective"] + 0.002
     assert composition["CR"] <= grid["best_objective"] + 0.02 + 0.005
     run = Path(metrics["run"])
     for name in ("config.yaml", "metrics.json", "history.csv", "design.png"):

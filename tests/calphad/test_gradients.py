@@ -123,3 +123,95 @@ def test_unconverged_points_get_nan_derivatives_not_zeros() -> None:
     result.points[0].converged = False
     sens = sensitivities(models, result)
     assert bool(sens.d_mu_d_bulk.isnan().all())
+    # Every output of that condition is NaN, not a zero that looks like an absent phase.
+    assert bool(sens.amounts.isnan().all())
+    assert bool(sens.compositions.isnan().all())
+    assert bool(sens.chemical_potentials.isnan().all())
+    assert sens.status == ("not_converged",)
+    assert sens.failed.tolist() == [True]
+
+
+def test_solve_batched_flags_the_singular_rows_it_solves_by_least_squares() -> None:
+    from matforge.calphad.newton import solve_batched
+
+    matrix = torch.stack([torch.eye(2), torch.tensor([[1.0, 1.0], [1.0, 1.0]])]).double()
+    rhs = torch.tensor([[[1.0], [2.0]], [[2.0], [2.0]]], dtype=torch.float64)
+    solution, singular = solve_batched(matrix, rhs)
+    assert singular.tolist() == [False, True]
+    torch.testing.assert_close(solution[1, :, 0], torch.tensor([1.0, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_singular_ift_system_is_flagged_per_point(monkeypatch) -> None:
+    import matforge.calphad.gradients as gradients
+    from matforge.calphad.newton import solve_batched
+
+    def second_row_singular(matrix, rhs):
+        solution, singular = solve_batched(matrix, rhs)
+        singular = singular.clone()
+        singular[-1] = True
+        return solution, singular
+
+    models = build_phase_models("alzn_mey", ["AL", "ZN"])
+    bulk = torch.tensor([[0.7, 0.3], [0.6, 0.4]], dtype=torch.float64)
+    result = equilibrium(models, torch.tensor([610.0, 610.0], dtype=torch.float64), bulk)
+    assert len({tuple(s.phase for s in p.sets) for p in result.points}) == 1  # one layout
+    monkeypatch.setattr(gradients, "solve_batched", second_row_singular)
+    sens = sensitivities(models, result)
+    assert sens.status == ("ok", "singular")
+    assert sens.singular.tolist() == [False, True]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_least_squares_newton_steps_are_reported_in_the_point_status(monkeypatch) -> None:
+    import matforge.calphad.newton as newton
+
+    original = newton.solve_batched
+
+    def always_flag_first(matrix, rhs):
+        solution, singular = original(matrix, rhs)
+        singular = singular.clone()
+        singular[0] = True
+        return solution, singular
+
+    models = build_phase_models("alzn_mey", ["AL", "ZN"])
+    monkeypatch.setattr(newton, "solve_batched", always_flag_first)
+    result = equilibrium(models, 600.0, torch.tensor([[0.7, 0.3]], dtype=torch.float64))
+    point = result.points[0]
+    assert point.converged
+    assert point.least_squares_steps > 0
+    assert result.status == ["converged_least_squares"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_unconverged_hull_is_honoured_and_results_stay_aligned(monkeypatch) -> None:
+    import dataclasses
+
+    import matforge.calphad.solver as solver
+
+    models = build_phase_models("alzn_mey", ["AL", "ZN"])
+    temperature = torch.tensor([500.0, 600.0, 700.0], dtype=torch.float64)
+    bulk = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]], dtype=torch.float64)
+    reference = equilibrium(models, temperature, bulk)
+    original = solver.lower_convex_hull
+    calls = []
+
+    def middle_not_optimal(*args, **kwargs):
+        hull = original(*args, **kwargs)
+        calls.append(len(hull.converged))
+        converged = hull.converged.clone()
+        if len(calls) == 1:
+            converged[1] = False
+        return dataclasses.replace(hull, converged=converged)
+
+    monkeypatch.setattr(solver, "lower_convex_hull", middle_not_optimal)
+    result = equilibrium(models, temperature, bulk, restarts=0)
+    assert result.converged.tolist() == [True, False, True]
+    assert "convex hull" in result.points[1].reason
+    for n in (0, 2):  # the others keep their own conditions' results
+        assert result.points[n].gibbs == pytest.approx(reference.points[n].gibbs, abs=1e-6)
+    calls.clear()
+    again = equilibrium(models, temperature, bulk, restarts=1)  # a fresh sample solves it
+    assert again.converged.tolist() == [True, True, True]
+    assert calls == [3, 1]
+    assert again.points[1].gibbs == pytest.approx(reference.points[1].gibbs, abs=1e-6)

@@ -68,3 +68,43 @@ def test_equilibria_with_numba_equal_those_with_numpy(numba_backend) -> None:
 def test_unknown_backend_is_an_error() -> None:
     with pytest.raises(MatforgeError, match="unknown CPU backend 'gpu'"):
         kernels.set_cpu_backend("gpu")
+
+
+def test_auto_runs_numpy_until_compiled_then_numba(tmp_path, monkeypatch) -> None:
+    """`auto` never compiles on the caller's time: NumPy first, the program noted; the
+    background compile leaves machine code in the cache; a new process runs it compiled."""
+    monkeypatch.setenv("MATFORGE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernels, "_auto_choice", {})
+    monkeypatch.setattr(kernels, "_pending", {})
+    previous = kernels.cpu_backend()
+    kernels.set_cpu_backend("auto")
+    try:
+        x, t = symengine.symbols("x t")
+        program = compile_expressions(
+            [x * symengine.log(x) + t, t**2 * x], [x, t], name="auto", key="autotest"
+        )
+        values = torch.tensor([[0.3, 500.0], [0.7, 900.0]], dtype=torch.float64)
+        expected = torch.stack(program.function(values), dim=1)
+        torch.testing.assert_close(program.stacked(values), expected, rtol=1e-13, atol=0)
+        assert kernels.pending_kernels() == ["autotest"]
+        assert "autotest" not in kernels._loaded  # nothing was compiled in this process
+        assert kernels.compile_in_background(wait=True) == 1
+        assert kernels.pending_kernels() == []
+        assert not (tmp_path / "kernels" / "compiling.lock").exists()
+        kernels._auto_choice.clear()  # as in a new process
+        assert kernels.auto_backend("autotest", program.source, 2, 2) == "numba"
+        torch.testing.assert_close(program.stacked(values), expected, rtol=1e-13, atol=0)
+        assert "autotest" in kernels._loaded
+    finally:
+        kernels.set_cpu_backend(previous)
+        kernels._loaded.pop("autotest", None)
+
+
+def test_background_compile_policy(monkeypatch) -> None:
+    monkeypatch.delenv("MATFORGE_BACKGROUND_COMPILE", raising=False)
+    assert kernels.background_compile_wanted(interactive=True)
+    assert not kernels.background_compile_wanted(interactive=False)
+    monkeypatch.setenv("MATFORGE_BACKGROUND_COMPILE", "1")
+    assert kernels.background_compile_wanted(interactive=False)
+    monkeypatch.setenv("MATFORGE_BACKGROUND_COMPILE", "0")
+    assert not kernels.background_compile_wanted(interactive=True)

@@ -88,12 +88,38 @@ def test_random_feasible_only_scores_predicted_feasible_points(model):
 
 
 def test_batch_proposals_are_distinct_and_spread_by_the_believer(model):
-    choices = torch.rand(200, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    """Six near-copies of the EI maximizer: plain top-4 takes four of them; the believer
+    (conditioned on its own mean at each pick, which then is the incumbent) takes one."""
+    import copy
+
     from botorch.acquisition import LogExpectedImprovement
 
-    batch = propose_batch(lambda m: LogExpectedImprovement(m, best_f=0.5), model, choices, 4)
+    model = copy.deepcopy(model)
+    model.likelihood.noise = 1e-6  # near-exact observations: a believed pick is "known"
+
+    best_f = float(model.train_targets.max())
+    choices = torch.rand(200, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with torch.no_grad():
+        scores = LogExpectedImprovement(model, best_f=best_f)(choices[:, None, :])
+    peak = choices[int(scores.argmax())]
+    noise = torch.randn(6, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    choices = torch.cat([choices, peak + 1e-3 * noise])
+
+    def build(m, believed=()):
+        return LogExpectedImprovement(m, best_f=max([best_f, *(v for _, v in believed)]))
+
+    batch = propose_batch(build, model, choices, 4)
     assert batch.shape == (4, 2)
     assert len({tuple(r.tolist()) for r in batch}) == 4
+    with torch.no_grad():
+        scores = build(model)(choices[:, None, :])
+    top = choices[scores.argsort(descending=True)[:4]]
+
+    def near_peak(points):
+        return int(((points - peak).norm(dim=1) < 0.01).sum())
+
+    assert near_peak(top) == 4
+    assert near_peak(batch) == 1
 
 
 def test_smooth_ei_pof_gradient_carries_the_feasibility_term(model):

@@ -97,3 +97,30 @@ def test_synthetic_cantor_job_runs_end_to_end(tmp_path):
     run, metrics = write_design_run(result, map_resolution=5)
     assert (run.path / "history.csv").is_file()
     assert metrics["evaluations"] == 6
+
+
+def test_unconverged_equilibria_are_counted_warned_and_infeasible(monkeypatch):
+    import matforge.calphad as calphad
+    from matforge.design.feasibility import UnconvergedEquilibriumWarning
+
+    models = build_phase_models("alzn_mey", ["AL", "ZN"])
+    feasibility = CalphadFeasibility(models, ("Al", "Zn"), "FCC_A1", 600.0)
+    original = calphad.equilibrium
+
+    def first_fails(*args, **kwargs):
+        result = original(*args, **kwargs)
+        result.points[0].converged = False
+        return result
+
+    monkeypatch.setattr(calphad, "equilibrium", first_fails)
+    x = torch.tensor([[0.95, 0.05], [0.9, 0.1]], dtype=torch.float64)  # both single FCC
+    with pytest.warns(UnconvergedEquilibriumWarning, match="1 of 2 CALPHAD equilibria"):
+        fractions = feasibility.phase_fractions(x)
+    assert torch.isnan(fractions[0]).all()
+    assert fractions[1, 0] == pytest.approx(1.0)
+    assert feasibility.probability(x).tolist() == [0.0, 1.0]
+    assert feasibility.second_phase_fraction(x)[0] == 1.0
+    assert (feasibility.evaluated, feasibility.unconverged) == (2, 1)
+    # The oracle's ground truth at the design temperature reuses those equilibria.
+    assert feasibility.is_feasible(x).tolist() == [False, True]
+    assert feasibility.evaluated == 2

@@ -203,3 +203,47 @@ def test_best_feasible_lists_distinct_alloys():
     )
     best = DesignJobResult(config, history, None, None).best_feasible(3)
     assert [r["objective"] for r in best] == [10.0, 8.0]
+
+
+def test_feasibility_column_is_parsed_strictly_as_booleans(tmp_path):
+    from matforge.design.job import load_table_oracle
+
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "Co,Cr,Ni,strength,ok\n"
+        "0.5,0.5,0,100,no\n"
+        "0.2,0.3,0.5,110,False\n"
+        "0.4,0.3,0.3,120,yes\n"
+        "0.1,0.1,0.8,130,1\n"
+    )
+    oracle = load_table_oracle(table, ["Co", "Cr", "Ni"], "strength", "ok")
+    # "no" and "False" are not True (a plain astype(bool) calls every non-empty string True).
+    assert oracle.feasible.tolist() == [False, False, True, True]
+    table.write_text(
+        "Co,Cr,Ni,strength,ok\n0.5,0.5,0,100,no\n\n0.2,0.3,0.5,110,\n0.4,0.3,0.3,120,maybe\n"
+    )
+    # The blank line 3 counts: the empty cell is on line 4, "maybe" on line 5.
+    with pytest.raises(ConfigError, match=r"t\.csv, lines 4, 5: column 'ok' must hold true/false"):
+        load_table_oracle(table, ["Co", "Cr", "Ni"], "strength", "ok")
+    table.write_text("Co,Cr,Ni,strength,ok\n0.5,0.5,0,100,no\n0.5,0.5,0,NaN,yes\n")
+    with pytest.raises(ConfigError, match=r"line 3: column 'strength'"):
+        load_table_oracle(table, ["Co", "Cr", "Ni"], "strength", "ok")
+
+
+def test_loop_stops_early_when_the_best_feasible_stalls_and_says_why(space):
+    settings = LoopSettings(
+        strategy="ei-pof", budget=40, initial=4, pool_size=200, seed=0, stop_patience=4
+    )
+    history = _run(space, settings)
+    n = len(history.x)
+    assert n < 44, "the loop used the whole budget"
+    assert history.stop_reason.startswith("stopped early")
+    assert "last 4 evaluations" in history.stop_reason
+    trace = history.best_feasible_trace()
+    # The last 4 evaluations gained at most 0.1% over the best before them...
+    assert float(trace[-1] - trace[-5]) <= 1e-3 * abs(float(trace[-5]))
+    assert history.evaluations_without_improvement(1e-3) == 4
+    # ...and with patience off the same run goes on to the budget.
+    full = _run(space, LoopSettings(strategy="ei-pof", budget=12, initial=4, pool_size=200))
+    assert len(full.x) == 16
+    assert full.stop_reason == "budget of 12 evaluations used"

@@ -138,14 +138,56 @@ def test_unknown_element_is_named(snap_factory):
 
 def test_zbl_switches_off_smoothly_at_the_outer_cutoff():
     zbl = ZBL({"Ta": 73.0}, 4.0, 4.8)
-    r = torch.tensor([4.8 - 1e-4], dtype=torch.float64, requires_grad=True)
     species = torch.zeros(1, dtype=torch.long)
-    e = zbl.pair_energy(r, species, species)
-    (d1,) = torch.autograd.grad(e.sum(), r, create_graph=True)
-    (d2,) = torch.autograd.grad(d1.sum(), r)
-    # E, E' and E'' vanish at the cutoff: 1e-4 inside it they are O(1e-12), O(1e-8), O(1e-4).
-    assert abs(float(e.detach())) < 1e-9
-    assert abs(float(d1.detach())) < 1e-5
-    assert abs(float(d2)) < 1e-1
+
+    def derivatives(distance_inside: float) -> tuple[float, float, float]:
+        r = torch.tensor([4.8 - distance_inside], dtype=torch.float64, requires_grad=True)
+        e = zbl.pair_energy(r, species, species)
+        (d1,) = torch.autograd.grad(e.sum(), r, create_graph=True)
+        (d2,) = torch.autograd.grad(d1.sum(), r)
+        return float(e.detach()), float(d1.detach()), float(d2)
+
+    # E, E' and E'' vanish at the cutoff, as (r_c - r)^3, ^2 and ^1 (LAMMPS's switching):
+    # 1e-4 inside it they are below 1e-12, 1e-8 and 1e-4, and halving the distance divides
+    # them by 8, 4 and 2. A switch that only zeroed E and E' would fail the last ratio.
+    near, far = derivatives(1e-4), derivatives(2e-4)
+    assert abs(near[0]) < 1e-12
+    assert abs(near[1]) < 1e-8
+    assert abs(near[2]) < 1e-4
+    for value_near, value_far, ratio in zip(near, far, (8.0, 4.0, 2.0), strict=True):
+        assert value_far / value_near == pytest.approx(ratio, rel=0.01)
     inner = zbl.pair_energy(torch.tensor([1.0], dtype=torch.float64), species, species)
     assert float(inner) > 100  # strongly repulsive at 1 A (Z = 73)
+
+
+def test_truncated_or_damaged_model_files_give_one_clear_error(tmp_path, snap_factory):
+    path = save_potential(snap_factory(), tmp_path / "model.pt")
+    data = path.read_bytes()
+    (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match=r"half\.pt: not a matforge potential file \(cannot"):
+        load_potential(tmp_path / "half.pt")
+    record = torch.load(path, weights_only=True)
+    del record["model"]
+    torch.save(record, tmp_path / "partless.pt")
+    with pytest.raises(ConfigError, match=r"partless\.pt: damaged model file, no 'model"):
+        load_potential(tmp_path / "partless.pt")
+    record = torch.load(path, weights_only=True)
+    record["descriptor"]["settings"]["twojmax"] = "six"
+    torch.save(record, tmp_path / "wrong.pt")
+    with pytest.raises(ConfigError, match=r"wrong\.pt: damaged matforge potential file"):
+        load_potential(tmp_path / "wrong.pt")
+    with pytest.raises(ConfigError, match="no such matforge potential file"):
+        load_potential(tmp_path / "absent.pt")
+
+
+def test_malformed_structure_files_name_the_file(tmp_path):
+    from matforge.mlip.data import read_structures
+
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("2\nProperties=species:S:1:pos:R:3 energy=1\nTa 0 0 0\nTa 1 x 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.xyz: cannot read structures"):
+        read_structures(bad)
+    fake_db = tmp_path / "fake.db"
+    fake_db.write_text("not sqlite")
+    with pytest.raises(ConfigError, match=r"fake\.db: not a readable ASE database"):
+        read_structures(fake_db)

@@ -10,27 +10,13 @@ the directory listings on FitSNAP's machine, so the test recovers it from the en
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from matforge.mlip.batch import AtomsBatch
-from matforge.mlip.data import read_fitsnap_groups
-from matforge.mlip.descriptors import design_matrix
 from matforge.mlip.snap import Bispectrum, SnapParameters
-
-#: LAMMPS's eV/A^3 -> bar for metal units (force->nktv2p).
-NKTV2P = 1.6021765e6
-
-
-@pytest.fixture(scope="module")
-def ta_data(shared_data):
-    root = shared_data / "mlip" / "Ta_JCP2014"
-    if not root.is_dir():
-        pytest.skip(f"FitSNAP's Ta data set is absent from {root}")
-    structures = read_fitsnap_groups(root / "JSON")
-    reference = np.load(root / "20May21_Standard" / "Descriptors.npy")
-    return structures, reference
 
 
 def ta_bispectrum() -> Bispectrum:
@@ -39,21 +25,23 @@ def ta_bispectrum() -> Bispectrum:
     )
 
 
-def test_design_matrix_equals_lammps_on_all_ta_configurations(ta_data):
-    structures, reference = ta_data
-    descriptor = ta_bispectrum()
+def test_design_matrix_equals_lammps_on_all_ta_configurations(ta_fitsnap):
+    """The rows of matforge's linear system (the session's `ta_fitsnap` fixture, also used
+    by the coefficient test) against LAMMPS's for all 363 configurations."""
+    # The snapparam's explicit zero flags aside, the settings are these.
+    assert dataclasses.replace(ta_fitsnap["parameters"], unsupported={}) == (
+        ta_bispectrum().parameters
+    )
+    structures, reference = ta_fitsnap["structures"], ta_fitsnap["descriptors"]
+    system = ta_fitsnap["system"]
     counts = np.array([len(a) for a in structures])
-    energy, forces, stress = [], [], []
-    for start in range(0, len(structures), 40):
-        chunk = structures[start : start + 40]
-        batch = AtomsBatch.from_atoms(chunk, ("Ta",), descriptor.cutoff)
-        rows = design_matrix(descriptor, batch)
-        energy.append(rows.energy.numpy())
-        forces.extend(np.split(rows.forces.numpy(), np.cumsum(3 * counts[start : start + 40])[:-1]))
-        stress.append(rows.stress.numpy())
-    energy = np.concatenate(energy) / counts[:, None]
-    stress = np.concatenate(stress)
+    energy = system.a[system.kind == 0]  # per atom (divided by N), one row per structure
+    force_rows = system.a[system.kind == 1]
+    forces = np.split(force_rows, np.cumsum(3 * counts)[:-1])
+    # Stress rows are pressures in bar, -nktv2p * stress: LAMMPS's virial rows exactly.
+    virial = system.a[system.kind == 2].reshape(len(structures), 6, -1)
     n = len(structures)
+    assert energy.shape == (n, 31)
     _, row = cKDTree(reference[:n]).query(energy)
     assert sorted(row) == list(range(n)), "energy rows do not identify the configurations"
     order = np.argsort(row)
@@ -65,7 +53,7 @@ def test_design_matrix_equals_lammps_on_all_ta_configurations(ta_data):
     np.testing.assert_allclose(force_mine, force_ref, rtol=1e-8, atol=1e-8 * scale)
 
     virial_ref = reference[n + 3 * counts.sum() :]
-    virial_mine = -NKTV2P * stress[order].reshape(-1, stress.shape[-1])
+    virial_mine = virial[order].reshape(-1, virial.shape[-1])
     scale = np.abs(virial_ref).max()
     np.testing.assert_allclose(virial_mine, virial_ref, rtol=1e-8, atol=1e-8 * scale)
 

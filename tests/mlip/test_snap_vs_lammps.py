@@ -59,7 +59,8 @@ def test_bispectrum_equals_lammps_compute_sna_atom(quadratic, bzero):
     np.testing.assert_allclose(mine, reference, rtol=1e-10, atol=1e-10 * np.abs(reference).max())
 
 
-def test_energy_and_forces_equal_lammps_pair_snap_with_zbl():
+@pytest.mark.parametrize("with_zbl", [True, False], ids=["snap+zbl", "plain-snap"])
+def test_energy_and_forces_equal_lammps_pair_snap(with_zbl):
     parameters = SnapParameters(
         6, 4.73, {"Ta": 0.5, "W": 0.46}, {"Ta": 1.0, "W": 0.7}, bzeroflag=True
     )
@@ -71,12 +72,13 @@ def test_energy_and_forces_equal_lammps_pair_snap_with_zbl():
             0.02 * torch.randn(model.coefficients.shape, generator=g, dtype=torch.float64)
         )
     charges = {"Ta": 73.0, "W": 74.0}
-    potential = Potential(descriptor, model, ZBL(charges, 2.0, 2.6))
+    potential = Potential(descriptor, model, ZBL(charges, 2.0, 2.6) if with_zbl else None)
     atoms = two_element_cell()
     out = potential(potential.batch([atoms]), stress=False)
     coefficients = {
         e: model.coefficients[k].detach().numpy() for k, e in enumerate(parameters.elements)
     }
-    energy, forces = lammps_energy_forces(atoms, parameters, coefficients, (2.0, 2.6, charges))
+    zbl = (2.0, 2.6, charges) if with_zbl else None
+    energy, forces = lammps_energy_forces(atoms, parameters, coefficients, zbl)
     assert float(out.energy[0]) == pytest.approx(energy, rel=1e-10, abs=1e-9)
     np.testing.assert_allclose(out.forces.numpy(), forces, atol=1e-9)

@@ -116,10 +116,12 @@ def test_csv_problems_name_the_column_and_line(tmp_path):
     text[3] = ",".join(row)
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(text) + "\n")
-    with pytest.raises(ConfigError, match=r"column 'yield_strength_MPa'.*line\(s\) 4"):
+    with pytest.raises(
+        ConfigError, match=r"bad\.csv, line 4: column 'yield_strength_MPa' has missing"
+    ):
         read_table(bad, config)
     unmapped = config.model_copy(update={"data": config.data.model_copy(update={"columns": {}})})
-    with pytest.raises(ConfigError, match=r"missing columns \['temperature_C', 'yield_str"):
+    with pytest.raises(ConfigError, match=r"missing column\(s\) \['temperature_C', 'yield_str"):
         read_table(csv, unmapped)
 
 
@@ -127,3 +129,18 @@ def test_example_config_is_valid():
     config = load_config(EXAMPLE, PspConfig)
     assert config.design is not None
     assert config.design.maximize
+
+
+def test_damaged_chain_files_are_reported_by_name(tmp_path):
+    import torch
+
+    from matforge.psp.job import load_ensemble
+
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ConfigError, match=r"junk\.pt: not a matforge PSP chain file"):
+        load_ensemble(tmp_path / "junk.pt")
+    torch.save({"format": "matforge-psp-chain", "format_version": 1}, tmp_path / "empty.pt")
+    with pytest.raises(ConfigError, match=r"empty\.pt: damaged model file, no 'config'"):
+        load_ensemble(tmp_path / "empty.pt")
+    with pytest.raises(ConfigError, match="no such matforge PSP chain file"):
+        load_ensemble(tmp_path / "absent.pt")

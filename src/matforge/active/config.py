@@ -70,6 +70,7 @@ class OracleSpec(StrictModel):
     kind: Literal["ase", "pyscf"] = "ase"
     calculator: str = Field("emt", description="'emt' or 'package.module:Class'")
     parameters: dict[str, Any] = Field(default_factory=dict)
+    stress: bool = Field(True, description="ase: label periodic cells with their stress")
     basis: str = "sto-3g"
     xc: str | None = Field(None, description="pyscf: functional; none = Hartree-Fock")
     charge: int = 0

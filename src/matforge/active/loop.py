@@ -53,7 +53,7 @@ def fingerprint(config: ActiveConfig) -> str:
 def make_oracle(config: ActiveConfig) -> Oracle:
     spec = config.oracle
     if spec.kind == "ase":
-        return CalculatorOracle(spec.calculator, spec.parameters)
+        return CalculatorOracle(spec.calculator, spec.parameters, stress=spec.stress)
     return PyscfOracle(basis=spec.basis, xc=spec.xc, charge=spec.charge, spin=spec.spin)
 
 

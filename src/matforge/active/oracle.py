@@ -67,10 +67,20 @@ def load_calculator_class(path: str) -> type:
 class CalculatorOracle:
     """Labels from an ASE calculator, created once per worker process."""
 
-    def __init__(self, calculator: str = "emt", parameters: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        calculator: str = "emt",
+        parameters: dict[str, Any] | None = None,
+        *,
+        stress: bool = True,
+    ) -> None:
         load_calculator_class(calculator)  # fail now, not on a worker
         self.calculator = calculator
         self.parameters = dict(parameters or {})
+        #: Label periodic cells with their stress. A calculator that fails to give it
+        #: fails the label (recorded and retried like any failed call); set False for
+        #: calculators without stress, and the labels carry none.
+        self.stress = stress
         self.name = f"ase:{calculator}"
         self._instance = None
 
@@ -89,11 +99,15 @@ class CalculatorOracle:
         energy = float(work.get_potential_energy())
         forces = np.array(work.get_forces())
         stress = None
-        if work.pbc.all():
+        if self.stress and work.pbc.all():
             try:
                 stress = np.array(work.get_stress(voigt=True))
-            except Exception:
-                stress = None
+            except Exception as error:  # any calculator's failure: the label fails with it
+                raise RuntimeError(
+                    f"{self.name}: the stress of a periodic cell failed "
+                    f"({type(error).__name__}: {error}); set the oracle's stress: false "
+                    "for a calculator without stress"
+                ) from error
         return Labels(energy, forces, stress, time.time() - started, _worker_name(), started)
 
 

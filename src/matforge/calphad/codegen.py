@@ -194,10 +194,10 @@ class TorchProgram:
 
     The same generated source runs on several backends. Torch: any device, with autograd.
     For CPU inputs that need no gradient, the CPU backend (`kernels.set_cpu_backend`):
-    NumPy by default (these programs are thousands of small elementwise operations on a
-    few hundred rows, where the time is the per-operation overhead, about 4 us in torch
-    against 1-2 us in NumPy), or a Numba kernel, one compiled loop over the rows. Results
-    agree to rounding.
+    NumPy (these programs are thousands of small elementwise operations on a few hundred
+    rows, where the time is the per-operation overhead, about 4 us in torch against 1-2 us
+    in NumPy) or a Numba kernel, one compiled loop over the rows; by default (`auto`) the
+    kernel where it is already compiled, NumPy otherwise. Results agree to rounding.
     """
 
     inputs: tuple[symengine.Basic, ...]
@@ -227,6 +227,8 @@ class TorchProgram:
         ):
             return None
         backend = kernels.cpu_backend()
+        if backend == "auto":
+            return kernels.auto_backend(self.key, self.source, len(self.inputs), self.n_outputs)
         return None if backend == "torch" else backend
 
     def _numpy_path(self, values: torch.Tensor) -> bool:
@@ -245,7 +247,7 @@ class TorchProgram:
         if backend == "numba":
             array = np.ascontiguousarray(values.detach().numpy())
             out = np.empty((array.shape[0], self.n_outputs))
-            kernels.load_kernel(self.key, self.source)(array, out)
+            kernels.load_kernel(self.key, self.source, len(self.inputs), self.n_outputs)(array, out)
             return torch.from_numpy(out)
         if backend == "numpy":
             return torch.from_numpy(np.ascontiguousarray(self._numpy_rows(values).T))

@@ -25,25 +25,30 @@ _MAX_VALUES = 1_000_000
 def parse_values(text: str, what: str) -> list[float]:
     """Values of "a:b:s" (inclusive range), "a,b,c" or "a"; `what` names the option."""
     text = text.strip()
+    unreadable = ConfigError(
+        f"{what}: cannot read {text!r}; expected a number, a list 'a,b,c' or a range "
+        f"'start:stop:step'"
+    )
+    # ConfigError is a ValueError: only the float() conversions sit inside the try, so the
+    # specific range errors below reach the user unchanged.
     try:
-        if ":" not in text:
-            values = [float(v) for v in text.split(",") if v.strip()]
-        else:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = parts
-            if step <= 0 or stop < start:
-                raise ConfigError(f"{what}: range {text!r} needs start <= stop and a positive step")
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            if count > _MAX_VALUES:
-                raise ConfigError(f"{what}: range {text!r} has {count} values, too many")
-            values = [start + i * step for i in range(count)]
+        parts = [float(p) for p in text.split(":" if ":" in text else ",") if p.strip()]
     except ValueError:
-        raise ConfigError(
-            f"{what}: cannot read {text!r}; expected a number, a list 'a,b,c' or a range "
-            f"'start:stop:step'"
-        ) from None
+        raise unreadable from None
+    if ":" not in text:
+        values = parts
+    else:
+        if len(parts) != 3 or len(text.split(":")) != 3:
+            raise unreadable
+        start, stop, step = parts
+        if not all(math.isfinite(v) for v in parts):
+            raise ConfigError(f"{what}: range {text!r} needs finite start, stop and step")
+        if step <= 0 or stop < start:
+            raise ConfigError(f"{what}: range {text!r} needs start <= stop and a positive step")
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        if count > _MAX_VALUES:
+            raise ConfigError(f"{what}: range {text!r} has {count} values, too many")
+        values = [start + i * step for i in range(count)]
     if not values or not all(math.isfinite(v) for v in values):
         raise ConfigError(f"{what}: {text!r} gives no finite values")
     return values

@@ -32,10 +32,15 @@ from matforge.calphad.model import STANDARD_PRESSURE, PhaseDerivatives, PhaseMod
 from matforge.calphad.newton import MIN_SITE_FRACTION, Layout, solve_batched
 from matforge.calphad.solver import EquilibriumResult, equilibrium
 
+STATUS_OK = "ok"
+STATUS_SINGULAR = "singular"
+STATUS_NOT_CONVERGED = "not_converged"
+
 
 @dataclass(frozen=True)
 class EquilibriumSensitivities:
-    """Per-phase outputs of N equilibria and their derivatives (NaN where not converged).
+    """Per-phase outputs of N equilibria and their derivatives (NaN where not converged:
+    amounts, compositions, mu and every derivative of that condition).
 
     `phases` orders the P phase columns. Phase amounts sum over a phase's composition sets;
     a phase's composition is the amount-weighted mean over its sets (zero when absent).
@@ -54,6 +59,20 @@ class EquilibriumSensitivities:
     d_mu_dT: torch.Tensor  # (N, C)  # noqa: N815
     d_compositions_d_bulk: torch.Tensor  # (N, P, C, C)
     d_compositions_dT: torch.Tensor  # (N, P, C)  # noqa: N815
+    #: Per condition: STATUS_OK, STATUS_SINGULAR (converged, but the KKT Jacobian is
+    #: singular there: the derivatives are its least-squares solution, one of many) or
+    #: STATUS_NOT_CONVERGED (every output NaN).
+    status: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> torch.Tensor:
+        """(N,) True where the outputs are NaN (the equilibrium did not converge)."""
+        return torch.tensor([s == STATUS_NOT_CONVERGED for s in self.status], dtype=torch.bool)
+
+    @property
+    def singular(self) -> torch.Tensor:
+        """(N,) True where the derivatives come from a least-squares solve."""
+        return torch.tensor([s == STATUS_SINGULAR for s in self.status], dtype=torch.bool)
 
 
 def _parameter_derivatives(
@@ -76,8 +95,9 @@ def _state_derivatives(
     temperature: torch.Tensor,
     pressure: float,
     derivatives: Sequence[PhaseDerivatives],
-) -> torch.Tensor:
-    """dz/dp (B, D, C + 1) at converged states z of one layout."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """dz/dp (B, D, C + 1) at converged states z of one layout, and (B,) True where the
+    Jacobian is singular (dz/dp is then the least-squares solution, not unique)."""
     bulk = torch.zeros(z.shape[0], layout.n_elements, dtype=z.dtype)
     _, jacobian, at_bound = layout.system(z, temperature, bulk, pressure)
     rhs = -_parameter_derivatives(layout, z, derivatives)
@@ -88,7 +108,8 @@ def _state_derivatives(
     scale = torch.ones_like(z)
     scale[:, : layout.n_y] = z[:, : layout.n_y]
     scaled = scale[:, :, None] * jacobian * scale[:, None, :]
-    return scale[:, :, None] * solve_batched(scaled, scale[:, :, None] * rhs)
+    solution, singular = solve_batched(scaled, scale[:, :, None] * rhs)
+    return scale[:, :, None] * solution, singular
 
 
 def sensitivities(
@@ -102,16 +123,18 @@ def sensitivities(
     column = {p: i for i, p in enumerate(phases)}
     n, c, p = len(result.points), len(result.elements), len(phases)
     nan = torch.nan
-    amounts = torch.zeros(n, p, dtype=torch.float64)
+    # Rows of unconverged conditions stay NaN throughout (converged rows are filled below).
+    amounts = torch.full((n, p), nan, dtype=torch.float64)
     mu = torch.full((n, c), nan, dtype=torch.float64)
-    compositions = torch.zeros(n, p, c, dtype=torch.float64)
+    compositions = torch.full((n, p, c), nan, dtype=torch.float64)
     d_amounts = torch.full((n, p, c + 1), nan, dtype=torch.float64)
     d_mu = torch.full((n, c, c + 1), nan, dtype=torch.float64)
     d_compositions = torch.full((n, p, c, c + 1), nan, dtype=torch.float64)
     groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    status = [STATUS_NOT_CONVERGED] * n
     for index, point in enumerate(result.points):
-        mu[index] = point.chemical_potentials
         if point.converged:
+            mu[index] = point.chemical_potentials
             groups[tuple(s.phase for s in point.sets)].append(index)
     for set_phases, members in groups.items():
         layout = Layout(set_phases, models, c)
@@ -125,8 +148,12 @@ def sensitivities(
             model.derivatives(z[:, ys], temperature, z[:, layout.mu], pressure)
             for model, ys in zip(layout.models, layout.y_slices, strict=True)
         ]
-        dz = _state_derivatives(layout, z, temperature, pressure, derivatives)
+        dz, singular = _state_derivatives(layout, z, temperature, pressure, derivatives)
+        for i, flag in zip(members, singular.tolist(), strict=True):
+            status[i] = STATUS_SINGULAR if flag else STATUS_OK
         rows = torch.tensor(members)
+        amounts[rows] = 0.0
+        compositions[rows] = 0.0
         d_amounts[rows] = 0.0
         d_compositions[rows] = 0.0
         d_mu[rows] = dz[:, layout.mu]
@@ -163,6 +190,7 @@ def sensitivities(
         d_mu_dT=d_mu[..., c],
         d_compositions_d_bulk=d_compositions[..., :c],
         d_compositions_dT=d_compositions[..., c],
+        status=tuple(status),
     )
 
 

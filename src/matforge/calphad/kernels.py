@@ -7,9 +7,19 @@ runs in a fraction of that. Compiling a large phase takes tens of seconds, so th
 source is written to a cache directory and Numba caches the machine code beside it: the
 cost is paid once per machine, not per process.
 
-Opt in with ``MATFORGE_CPU_BACKEND=numba`` or `set_cpu_backend("numba")` (needs the `jit`
-extra, ``pip install 'matforge[jit]'``). Results agree with the NumPy and torch backends to
-rounding.
+Backends (``MATFORGE_CPU_BACKEND`` or `set_cpu_backend`):
+
+* ``auto`` (default): a program runs as its Numba kernel when that kernel's machine code
+  is already in the cache, and on NumPy otherwise, so no run pays a compile it did not
+  ask for. The programs that fell back to NumPy are remembered (`pending_kernels`); the
+  CLI compiles them after an interactive command in a detached, low-priority process
+  (`compile_in_background`; ``MATFORGE_BACKGROUND_COMPILE=1`` forces it, ``=0`` turns it
+  off), and later runs get the compiled speed. The choice is made once per program and
+  process, so one run never mixes backends for one program.
+* ``numba``: compile on first use (tens of seconds per large phase, once per machine).
+* ``numpy``, ``torch``.
+
+Numba comes with the `calphad` extra. Results of all backends agree to rounding.
 """
 
 from __future__ import annotations
@@ -27,8 +37,12 @@ import numpy as np
 from matforge.core.errors import MatforgeError
 
 #: CPU backends for programs evaluated without autograd.
-CPU_BACKENDS = ("numpy", "numba", "torch")
-_backend = os.environ.get("MATFORGE_CPU_BACKEND", "numpy").lower()
+CPU_BACKENDS = ("auto", "numpy", "numba", "torch")
+_backend = os.environ.get("MATFORGE_CPU_BACKEND", "auto").lower()
+#: Per program key: does `auto` run it compiled in this process (decided once).
+_auto_choice: dict[str, bool] = {}
+#: Programs `auto` ran on NumPy for want of compiled code: key -> (source, inputs, outputs).
+_pending: dict[str, tuple[str, int, int]] = {}
 
 Kernel = Callable[[np.ndarray, np.ndarray], None]
 
@@ -45,6 +59,32 @@ def set_cpu_backend(name: str) -> None:
     if name == "numba":
         _require_numba()
     _backend = name
+
+
+def numba_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def _is_compiled(key: str) -> bool:
+    """Numba's index file of this kernel is in the cache (its machine code is there)."""
+    if key in _loaded:
+        return True
+    return any((cache_directory() / "__pycache__").glob(f"k{key}.kernel-*.nbi"))
+
+
+def auto_backend(key: str, source: str, n_inputs: int, n_outputs: int) -> str:
+    """What `auto` runs the program `key` on: 'numba' if compiled, else 'numpy' (and the
+    program is noted for compilation)."""
+    if key not in _auto_choice:
+        _auto_choice[key] = numba_available() and _is_compiled(key)
+        if not _auto_choice[key] and numba_available():
+            _pending[key] = (source, n_inputs, n_outputs)
+    return "numba" if _auto_choice[key] else "numpy"
+
+
+def pending_kernels() -> list[str]:
+    """Keys of the programs this process ran on NumPy because they were not compiled."""
+    return [key for key in _pending if not _is_compiled(key)]
 
 
 def _require_numba() -> None:
@@ -127,7 +167,10 @@ class _Scalarize(ast.NodeTransformer):
         return node
 
 
-def kernel_source(source: str) -> str:
+_WIDTHS = "# matforge kernel: inputs={inputs} outputs={outputs}\n"
+
+
+def kernel_source(source: str, n_inputs: int = 0, n_outputs: int = 0) -> str:
     """The Numba kernel `kernel(X, out)` equivalent to a generated program's source."""
     function = ast.parse(source).body[0]
     assert isinstance(function, ast.FunctionDef)
@@ -147,17 +190,14 @@ def kernel_source(source: str) -> str:
         lines.append(f"        {target} = {ast.unparse(value)}")
     for k, output in enumerate(returned.value.elts):
         lines.append(f"        out[r, {k}] = {ast.unparse(scalarize.visit(output))}")
-    return _HEADER + "\n" + "\n".join(lines) + "\n"
+    widths = _WIDTHS.format(inputs=n_inputs, outputs=n_outputs)
+    return widths + _HEADER + "\n" + "\n".join(lines) + "\n"
 
 
 _loaded: dict[str, Kernel] = {}
 
 
-def load_kernel(key: str, source: str) -> Kernel:
-    """The compiled kernel of the program `key` (source: its generated text), cached."""
-    _require_numba()
-    if key in _loaded:
-        return _loaded[key]
+def _kernel_file(key: str, source: str, n_inputs: int, n_outputs: int) -> Path:
     directory = cache_directory()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"k{key}.py"
@@ -165,14 +205,94 @@ def load_kernel(key: str, source: str) -> Kernel:
         # Atomic: a second process never imports half a file. A file already there holds
         # the same function, whichever process wrote it.
         with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as f:
-            f.write(kernel_source(source))
+            f.write(kernel_source(source, n_inputs, n_outputs))
         os.replace(f.name, path)
-    spec = importlib.util.spec_from_file_location(f"matforge_kernel_{key}", path)
+    return path
+
+
+def _import_kernel(path: Path) -> Kernel:
+    spec = importlib.util.spec_from_file_location(f"matforge_kernel_{path.stem[1:]}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     # Numba's cached machine code refers back to its module by name.
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    _loaded[key] = module.kernel
     return module.kernel
+
+
+def load_kernel(key: str, source: str, n_inputs: int = 0, n_outputs: int = 0) -> Kernel:
+    """The compiled kernel of the program `key` (source: its generated text), cached."""
+    _require_numba()
+    if key not in _loaded:
+        _loaded[key] = _import_kernel(_kernel_file(key, source, n_inputs, n_outputs))
+    return _loaded[key]
+
+
+def background_compile_wanted(interactive: bool) -> bool:
+    """MATFORGE_BACKGROUND_COMPILE=1/0 decides; otherwise only after interactive commands
+    (a batch job or CI run should not leave a process behind)."""
+    setting = os.environ.get("MATFORGE_BACKGROUND_COMPILE", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return setting in ("1", "true", "yes", "on") or interactive
+
+
+_LOCK_SECONDS = 3600.0
+
+
+def compile_in_background(*, wait: bool = False) -> int:
+    """Compile the pending kernels (`pending_kernels`) in a detached, low-priority process;
+    returns how many it was given (0: nothing to do, or a compile already running).
+    With `wait`, block until it is done (tests)."""
+    import subprocess
+    import time
+
+    keys = pending_kernels()
+    if not keys or not numba_available():
+        return 0
+    directory = cache_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / "compiling.lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime < _LOCK_SECONDS:
+        return 0
+    paths = [str(_kernel_file(key, *_pending[key])) for key in keys]
+    lock.write_text(str(os.getpid()))
+
+    def lower_priority() -> None:
+        os.nice(19)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "matforge.calphad.kernels", str(lock), *paths],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=not wait,
+        preexec_fn=lower_priority,
+        env={**os.environ, "MATFORGE_CACHE_DIR": str(directory.parent)},
+    )
+    if wait:
+        process.wait()
+    return len(paths)
+
+
+def _compile_files(lock: Path, paths: list[Path]) -> None:
+    """Child process of `compile_in_background`: run each kernel once (Numba compiles it
+    and writes its machine code to the cache), then release the lock."""
+    import re
+
+    try:
+        for path in paths:
+            header = path.read_text().splitlines()[0]
+            widths = re.search(r"inputs=(\d+) outputs=(\d+)", header)
+            if widths is None:
+                continue
+            n_in, n_out = (int(v) for v in widths.groups())
+            kernel = _import_kernel(path)
+            kernel(np.full((1, n_in), 0.5), np.empty((1, n_out)))
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    _compile_files(Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]])

@@ -41,13 +41,15 @@ class CompositionSet:
     added: bool = False
 
 
-def solve_batched(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Batched solve; singular batch elements get a least-squares solution instead."""
+def solve_batched(matrix: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched solve: (solution, singular). Singular batch elements (LU breaks down) get
+    the least-squares solution instead, and `singular` (B,) marks them, so that callers
+    can report it per point."""
     solution, info = torch.linalg.solve_ex(matrix, rhs)
-    failed = info != 0
-    if bool(failed.any()):
-        solution[failed] = torch.linalg.lstsq(matrix[failed], rhs[failed]).solution
-    return solution
+    singular = info != 0
+    if bool(singular.any()):
+        solution[singular] = torch.linalg.lstsq(matrix[singular], rhs[singular]).solution
+    return solution, singular
 
 
 class Layout:
@@ -162,6 +164,8 @@ class NewtonOutcome:
     converged: torch.Tensor  # (B,) bool
     removed: torch.Tensor  # (B,) long: the set whose amount reached zero, or -1
     reasons: list[str]
+    #: (B,) long: Newton steps whose Jacobian was singular (solved by least squares).
+    least_squares_steps: torch.Tensor
 
 
 @dataclass
@@ -295,6 +299,7 @@ def newton(
                 whole.converged[start:stop],
                 whole.removed[start:stop],
                 whole.reasons[start:stop],
+                whole.least_squares_steps[start:stop],
             )
             start = stop
     return outcomes  # type: ignore[return-value]
@@ -339,6 +344,7 @@ class _NewtonState:
     removed: torch.Tensor
     protected: torch.Tensor
     done: torch.Tensor
+    least_squares_steps: torch.Tensor
 
     @classmethod
     def start(cls, problem: NewtonProblem) -> _NewtonState:
@@ -356,6 +362,7 @@ class _NewtonState:
             removed=torch.full((batch,), -1, dtype=torch.long),
             protected=problem.added.clone(),
             done=no.clone(),
+            least_squares_steps=torch.zeros(batch, dtype=torch.long),
         )
 
     def step(self, iteration: int, system: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
@@ -387,7 +394,8 @@ class _NewtonState:
         scale_vec = torch.ones_like(z)
         scale_vec[:, sites] = z[:, sites]
         scaled = scale_vec[:, :, None] * safe_jacobian * scale_vec[:, None, :]
-        step = solve_batched(scaled, -(scale_vec * safe_residual).unsqueeze(-1))
+        step, singular = solve_batched(scaled, -(scale_vec * safe_residual).unsqueeze(-1))
+        self.least_squares_steps += (singular & ~done).long()
         step = scale_vec * step.squeeze(-1)
         # Far from the solution a full step can throw site fractions across the whole
         # simplex; limiting their change keeps Newton in the basin it started in.
@@ -414,4 +422,10 @@ class _NewtonState:
             else ("non-finite Gibbs energy or derivative" if b else "Newton did not converge")
             for c, b in zip(self.converged.tolist(), self.broken.tolist(), strict=True)
         ]
-        return NewtonOutcome(self.z, self.converged & (self.removed < 0), self.removed, reasons)
+        return NewtonOutcome(
+            self.z,
+            self.converged & (self.removed < 0),
+            self.removed,
+            reasons,
+            self.least_squares_steps,
+        )

@@ -62,6 +62,17 @@ class PointResult:
     #: False where mu is not unique: too few stable sets and internal degrees of freedom
     #: to fix the tangent plane (a stoichiometric compound alone at its own composition).
     unique_potentials: bool = True
+    #: Newton steps of the final solve whose KKT Jacobian was singular and that were
+    #: solved by least squares instead (0 for a regular path).
+    least_squares_steps: int = 0
+
+    @property
+    def status(self) -> str:
+        """'converged', 'converged_least_squares' (some Newton steps were least-squares
+        solutions of a singular system) or 'not_converged: <reason>'."""
+        if not self.converged:
+            return f"not_converged: {self.reason}"
+        return "converged_least_squares" if self.least_squares_steps else "converged"
 
     def phase_fractions(self) -> dict[str, float]:
         """Amount of each composition set; a second set of a phase is named PHASE#2."""
@@ -83,7 +94,12 @@ class EquilibriumResult:
 
     @property
     def converged(self) -> torch.Tensor:
-        return torch.tensor([p.converged for p in self.points])
+        return torch.tensor([p.converged for p in self.points], dtype=torch.bool)
+
+    @property
+    def status(self) -> list[str]:
+        """Per condition, `PointResult.status`."""
+        return [p.status for p in self.points]
 
     @property
     def chemical_potentials(self) -> torch.Tensor:
@@ -341,6 +357,7 @@ def _round(
     _relax_groups(models, layouts, temperature, pressure)
     next_pending: list[int] = []
     finished: list[tuple[int, list[CompositionSet], str]] = []  # (condition, sets, failure)
+    least_squares: dict[int, int] = {}
     problems, problem_members = [], []
     for layout, z, members in layouts:
         # Sets of one phase that relaxed to the same tangent point are one set; keeping
@@ -373,6 +390,7 @@ def _round(
                 next_pending.append(n)
             else:
                 finished.append((n, sets, "" if outcome.converged[row] else outcome.reasons[row]))
+                least_squares[n] = int(outcome.least_squares_steps[row])
     checked = [n for n, _, failure in finished if not failure]
     unstable = (
         dict(
@@ -407,7 +425,9 @@ def _round(
                 states[n] = retry
                 next_pending.append(n)
                 continue
-            results[n] = PointResult(sets, mu_of[n], gibbs, False, failure)
+            results[n] = PointResult(
+                sets, mu_of[n], gibbs, False, failure, least_squares_steps=least_squares[n]
+            )
             continue
         # The candidate is never one of `sets`: unstable_sets skips those.
         force, candidate = unstable[n]
@@ -430,7 +450,9 @@ def _round(
         # another phase) is not part of the equilibrium.
         present = [s for s in sets if s.amount > NEGLIGIBLE_AMOUNT] or sets
         fixed = sum(freedom[s.phase] for s in present)
-        results[n] = PointResult(present, mu_of[n], gibbs, True, "", fixed >= n_elements)
+        results[n] = PointResult(
+            present, mu_of[n], gibbs, True, "", fixed >= n_elements, least_squares[n]
+        )
     return next_pending
 
 
@@ -492,8 +514,16 @@ def _solve(
     states = _initial_states(candidates, hull)
     mu = hull.chemical_potentials.clone()
     results: list[PointResult | None] = [None] * len(temperature)
-    pending = list(range(len(temperature)))
-    history = [_History() for _ in pending]
+
+    # A condition whose LP did not reach optimality has no trustworthy start: it is
+    # reported unconverged (and `equilibrium` solves it again from a fresh sample).
+    def unconverged(n: int, reason: str) -> PointResult:
+        return PointResult(states[n], mu[n].clone(), float((mu[n] * bulk[n]).sum()), False, reason)
+
+    for n in torch.nonzero(~hull.converged).flatten().tolist():
+        results[n] = unconverged(n, "the lower convex hull (LP start) did not reach optimality")
+    pending = [n for n in range(len(temperature)) if results[n] is None]
+    history = [_History() for _ in range(len(temperature))]
     for _ in range(max_rounds):
         pending = _round(
             models,
@@ -513,11 +543,8 @@ def _solve(
         if not pending:
             break
     for n in pending:
-        results[n] = PointResult(
-            states[n],
-            mu[n].clone(),
-            float((mu[n] * bulk[n]).sum()),
-            False,
-            "phase set did not settle",
-        )
-    return [r for r in results if r is not None]
+        results[n] = unconverged(n, "phase set did not settle")
+    missing = [n for n, r in enumerate(results) if r is None]
+    if missing:  # every condition leaves _round with a result or stays pending
+        raise AssertionError(f"equilibrium conditions {missing[:5]} got no result")
+    return results  # type: ignore[return-value]

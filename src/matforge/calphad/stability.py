@@ -50,7 +50,10 @@ def _shifted_newton_step(
     kkt[:, :n, n:] = (constraint[None] * y[:, None, :]).transpose(1, 2)
     kkt[:, n:, :n] = constraint[None] * y[:, None, :]
     rhs = torch.cat([-y * gradient, y.new_zeros(y.shape[0], n_sub)], dim=1)
-    return solve_batched(kkt, rhs.unsqueeze(-1)).squeeze(-1)[:, :n] * y
+    # A singular system here only makes a worse trial step of the stability search,
+    # which the line search and the final Newton check catch; nothing to report.
+    step, _ = solve_batched(kkt, rhs.unsqueeze(-1))
+    return step.squeeze(-1)[:, :n] * y
 
 
 def _saddle_free_step(

@@ -21,6 +21,28 @@ class _Group(TyperGroup):
         except MatforgeError as exc:
             stderr_console().print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
             raise typer.Exit(1) from None
+        finally:
+            _compile_kernels_for_next_time()
+
+
+def _compile_kernels_for_next_time() -> None:
+    """CALPHAD programs this command ran on NumPy for want of compiled Numba kernels are
+    compiled in a detached low-priority process, so the next run is faster (see
+    `matforge.calphad.kernels`)."""
+    import sys
+
+    kernels = sys.modules.get("matforge.calphad.kernels")
+    if kernels is None or not kernels.pending_kernels():
+        return
+    if not kernels.background_compile_wanted(sys.stderr.isatty()):
+        return
+    count = kernels.compile_in_background()
+    if count:
+        stderr_console().print(
+            f"compiling {count} CALPHAD kernels in the background (numba, low priority); "
+            "later runs use them",
+            highlight=False,
+        )
 
 
 app = typer.Typer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from matforge.cli._output import (
     ConfigArgument,
     JsonFlag,
@@ -18,6 +20,7 @@ def design(
 ) -> None:
     """Propose alloys actively (EI x CALPHAD feasibility, penalty, EI or random) and report
     the best feasible ones."""
+    started = time.perf_counter()
     import importlib.util
 
     from matforge.core.config import load_config
@@ -38,6 +41,7 @@ def design(
     result = run_design_job(config, show_progress=not is_quiet() and not json_output)
     run, metrics = write_design_run(result)
     metrics["run"] = str(run.path)
+    metrics["seconds"] = time.perf_counter() - started
     if json_output:
         print_json(metrics)
         return
@@ -64,4 +68,10 @@ def design(
             f"surrogate ({c.folds}-fold CV on the evaluated alloys): MAE {c.mae:.3g}, "
             f"90% interval coverage {c.coverage_90:.2f}"
         )
-    console.print(f"wrote {run.path}")
+    if metrics.get("calphad_unconverged"):
+        console.print(
+            f"[yellow]{metrics['calphad_unconverged']} of {metrics['calphad_equilibria']} "
+            "CALPHAD equilibria did not converge (counted infeasible)[/]"
+        )
+    console.print(result.history.stop_reason)
+    console.print(f"wrote {run.path} in {metrics['seconds']:.0f} s")

@@ -118,12 +118,11 @@ def md_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Molecular dynamics with a fitted potential through ASE; writes a trajectory and a log."""
-    from ase.io import read
-
     from matforge.core.errors import ConfigError
     from matforge.core.progress import is_quiet
     from matforge.core.rundir import atomic_write_text
     from matforge.mlip.calculator import MatforgeCalculator
+    from matforge.mlip.data import read_structures
     from matforge.mlip.md import run_md
 
     try:
@@ -132,9 +131,7 @@ def md_command(
         raise ConfigError(f"--repeat must look like 4,4,4, got {repeat!r}") from None
     if len(reps) != 3 or min(reps) < 1:
         raise ConfigError(f"--repeat must be three positive integers, got {repeat!r}")
-    if not structure.is_file():
-        raise ConfigError(f"{structure}: no such structure file")
-    atoms = read(structure).repeat(reps)
+    atoms = read_structures(structure, index="-1")[0].repeat(reps)
     atoms.calc = MatforgeCalculator.from_file(str(model), backend=backend)
     log = run_md(
         atoms,

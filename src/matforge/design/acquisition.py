@@ -24,8 +24,11 @@ the implicit function theorem), and `refine_proposal` polishes a candidate with 
 `optimize_acqf` (SLSQP, the bounds and the simplex equality constraint of the design space).
 
 Batch proposals (q > 1) come from `propose_batch`: sequential greedy selection with the
-"Kriging believer" (a GP is conditioned on its own mean at each chosen point; a model that
-cannot be conditioned, the deep ensemble, gives the q best distinct points).
+"Kriging believer" (Ginsbourger et al. 2010): after each pick the GP is conditioned on its
+own mean there, and that believed value joins the observations, so it can raise the
+incumbent that improvement is measured from; near-copies of a pick then promise neither
+variance nor improvement. A model that cannot be conditioned (the deep ensemble) gives
+the q best distinct points.
 """
 
 from __future__ import annotations
@@ -122,13 +125,16 @@ def propose_batch(
 ) -> torch.Tensor:
     """q distinct rows of `choices` by sequential greedy Kriging-believer selection.
 
-    `build(model)` returns the acquisition function for a (conditioned) model.
+    `build(model, believed)` returns the acquisition function for a (conditioned) model;
+    `believed` lists (x, believed value) of the picks so far, for the incumbent of
+    improvement-based acquisitions.
     """
     chosen: list[int] = []
+    believed: list[tuple[torch.Tensor, float]] = []
     current = model
     for _ in range(q):
         with torch.no_grad():
-            values = build(current)(choices[:, None, :]).clone()
+            values = build(current, believed)(choices[:, None, :]).clone()
         if chosen:
             values[chosen] = -torch.inf
         index = int(torch.argmax(values))
@@ -140,10 +146,11 @@ def propose_batch(
         if len(chosen) < q:
             x = choices[index][None]
             with torch.no_grad():
-                believed = current.posterior(x).mean.detach()
+                mean = current.posterior(x).mean.detach()
+            believed.append((x[0], float(mean.reshape(-1)[0])))
             # A model without exact conditioning (the deep ensemble) gives plain top-q.
             with contextlib.suppress(NotImplementedError):
-                current = current.condition_on_observations(x, believed)
+                current = current.condition_on_observations(x, mean)
     return choices[chosen]
 
 

@@ -24,6 +24,7 @@ Element data come from `matforge.core.elements` (mendeleev).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -41,17 +42,16 @@ MIEDEMA_P = 14.1
 MIEDEMA_Q_OVER_P = 9.4
 
 
-def miedema_parameters(elements: Sequence[str]) -> torch.Tensor:
-    """(E, 3): phi* (V), n_ws^(1/3) (d.u.^(1/3)), V^(2/3) (cm^2) of transition metals."""
-    import functools
-
+@functools.cache
+def _mendeleev_elements():  # type: ignore[no-untyped-def]
     from mendeleev.fetch import fetch_table
 
-    @functools.cache
-    def table():  # type: ignore[no-untyped-def]
-        return fetch_table("elements").set_index("symbol")
+    return fetch_table("elements").set_index("symbol")
 
-    rows = table().loc[list(elements)]
+
+def miedema_parameters(elements: Sequence[str]) -> torch.Tensor:
+    """(E, 3): phi* (V), n_ws^(1/3) (d.u.^(1/3)), V^(2/3) (cm^2) of transition metals."""
+    rows = _mendeleev_elements().loc[list(elements)]
     outside = [
         e
         for e, block, group in zip(elements, rows["block"], rows["group_id"], strict=True)
@@ -81,6 +81,20 @@ def binary_mixing_enthalpies(elements: Sequence[str]) -> torch.Tensor:
     return 0.5 * surface_j * solution
 
 
+@functools.lru_cache(maxsize=64)
+def _element_constants(elements: tuple[str, ...], name: str) -> torch.Tensor:
+    """The per-element vector (or, for the mixing enthalpy, pair matrix) a descriptor
+    needs, built once per element tuple: a surrogate evaluates descriptors at every step
+    of its hyperparameter fit."""
+    if name == "delta":
+        return torch.tensor(property_vector(elements, "metallic_radius"), dtype=torch.float64)
+    if name == "vec":
+        return torch.tensor(property_vector(elements, "vec"), dtype=torch.float64)
+    if name == "mixing_enthalpy":
+        return 4 * binary_mixing_enthalpies(elements)
+    return torch.tensor(property_vector(elements, "electronegativity"), dtype=torch.float64)
+
+
 def _normalized(x: torch.Tensor) -> torch.Tensor:
     return x / x.sum(dim=-1, keepdim=True)
 
@@ -95,18 +109,16 @@ def descriptor_matrix(
     c = _normalized(x)
     columns = []
     for name in names:
+        constants = _element_constants(tuple(elements), name).to(dtype=x.dtype, device=x.device)
         if name == "delta":
-            r = torch.tensor(property_vector(elements, "metallic_radius"), dtype=x.dtype)
-            mean = (c * r).sum(-1, keepdim=True)
-            columns.append(100 * ((c * (1 - r / mean) ** 2).sum(-1) + 1e-30).sqrt())
+            mean = (c * constants).sum(-1, keepdim=True)
+            columns.append(100 * ((c * (1 - constants / mean) ** 2).sum(-1) + 1e-30).sqrt())
         elif name == "vec":
-            v = torch.tensor(property_vector(elements, "vec"), dtype=x.dtype)
-            columns.append((c * v).sum(-1))
+            columns.append((c * constants).sum(-1))
         elif name == "mixing_enthalpy":
-            omega = 4 * binary_mixing_enthalpies(elements).to(x.dtype)
-            columns.append(0.5 * torch.einsum("...i,ij,...j->...", c, omega, c))
+            columns.append(0.5 * torch.einsum("...i,ij,...j->...", c, constants, c))
         else:
-            chi = torch.tensor(property_vector(elements, "electronegativity"), dtype=x.dtype)
+            chi = constants
             mean = (c * chi).sum(-1, keepdim=True)
             columns.append(((c * (chi - mean) ** 2).sum(-1) + 1e-30).sqrt())
     return torch.stack(columns, dim=-1)

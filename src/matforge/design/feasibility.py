@@ -23,10 +23,17 @@ E_T[1 - f_target] for the penalized objective.
 
 Results are cached per composition (rounded to 1e-9), because a design loop asks for the
 same candidates many times.
+
+Unconverged equilibria are never silent: such a (composition, temperature) counts as
+infeasible (fraction NaN in `phase_fractions`, indicator 0 in PoF, second-phase fraction 1,
+soft fraction 0), each call that meets one warns with the count
+(`UnconvergedEquilibriumWarning`), and `unconverged` / `evaluated` keep the running tally
+that the design run reports.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -39,6 +46,10 @@ from matforge.core.errors import ConfigError
 #: A target-phase fraction at or above this counts as single phase (the solver reports
 #: fractions like 0.9999999999 for a single-phase state).
 SINGLE_PHASE_THRESHOLD = 0.999
+
+
+class UnconvergedEquilibriumWarning(UserWarning):
+    """Some equilibria behind a feasibility value did not converge (counted infeasible)."""
 
 
 @runtime_checkable
@@ -73,6 +84,9 @@ class CalphadFeasibility:
     threshold: float = SINGLE_PHASE_THRESHOLD
     softness: float = 0.01
     _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    #: Equilibria solved so far, and how many of them did not converge.
+    evaluated: int = field(default=0, init=False)
+    unconverged: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.phase not in self.models:
@@ -115,6 +129,19 @@ class CalphadFeasibility:
     def _calphad_bulk(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self._order].to(torch.float64)
 
+    def _tally(self, failed: torch.Tensor, what: str) -> None:
+        """Count the solved conditions and the unconverged ones; warn when there are any."""
+        failures, total = int(failed.sum()), failed.numel()
+        self.evaluated += total
+        self.unconverged += failures
+        if failures:
+            warnings.warn(
+                f"{failures} of {total} CALPHAD equilibria ({what}) did not converge; "
+                "those compositions count as infeasible there",
+                UnconvergedEquilibriumWarning,
+                stacklevel=3,
+            )
+
     def _solve(self, x: torch.Tensor, temperatures: np.ndarray) -> torch.Tensor:
         """Target-phase fraction (n, len(temperatures)); unconverged conditions give NaN."""
         from matforge.calphad import equilibrium, sensitivities
@@ -124,7 +151,7 @@ class CalphadFeasibility:
         temps = torch.tensor(np.repeat(temperatures, n), dtype=torch.float64)
         result = equilibrium(self.models, temps, bulk)
         amounts = sensitivities(self.models, result).amounts[:, self._column]
-        amounts = torch.where(result.converged, amounts, torch.nan)
+        self._tally(~result.converged, "feasibility")
         return amounts.reshape(k, n).T
 
     def phase_fractions(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,29 +174,43 @@ class CalphadFeasibility:
         return (single @ weights).reshape(shape)
 
     def is_feasible(self, x: torch.Tensor) -> torch.Tensor:
-        """Ground truth at the design temperature itself (no perturbation)."""
+        """Ground truth at the design temperature itself (no perturbation).
+
+        With an odd number of quadrature nodes the middle node is the design temperature
+        itself, so the cached PoF equilibria already hold the answer."""
         shape = x.shape[:-1]
         x = torch.as_tensor(x, dtype=torch.float64).reshape(-1, len(self.elements))
-        fraction = self._solve(x, np.array([self.temperature]))[:, 0]
+        middle = np.flatnonzero(self.temperatures == self.temperature)
+        if len(middle):
+            fraction = self.phase_fractions(x)[:, int(middle[0])]
+        else:
+            fraction = self._solve(x, np.array([self.temperature]))[:, 0]
         return (fraction >= self.threshold).reshape(shape)
 
     def second_phase_fraction(self, x: torch.Tensor) -> torch.Tensor:
-        """Expected amount of phases other than the target, E_T[1 - f_target]."""
+        """Expected amount of phases other than the target, E_T[1 - f_target]; an
+        unconverged condition counts as all second phase (tallied in `phase_fractions`)."""
         shape = x.shape[:-1]
-        fractions = self.phase_fractions(x).nan_to_num(0.0)
+        fractions = self.phase_fractions(x)
+        fractions = torch.where(torch.isnan(fractions), torch.zeros_like(fractions), fractions)
         weights = torch.tensor(self.weights, dtype=torch.float64)
         return ((1 - fractions) @ weights).reshape(shape)
 
     def differentiable_fractions(self, x: torch.Tensor) -> torch.Tensor:
         """Target-phase fraction (n, nodes) with autograd through the equilibrium (IFT);
-        not cached, an unconverged condition counts as fraction 0."""
+        not cached. An unconverged condition counts as fraction 0 (infeasible, with zero
+        gradient), and is tallied and warned about."""
         from matforge.calphad import differentiable_equilibrium
 
         n, k = x.shape[0], len(self.temperatures)
         bulk = x[:, self._order].to(torch.float64).repeat(k, 1)
         temps = torch.tensor(np.repeat(self.temperatures, n), dtype=torch.float64)
         amounts, _, _ = differentiable_equilibrium(self.models, temps, bulk)
-        return amounts[:, self._column].reshape(k, n).T.nan_to_num(0.0)
+        fraction = amounts[:, self._column]
+        failed = torch.isnan(fraction.detach())
+        self._tally(failed, "smooth feasibility")
+        fraction = torch.where(failed, torch.zeros_like(fraction), fraction)
+        return fraction.reshape(k, n).T
 
     def soft_probability(self, x: torch.Tensor) -> torch.Tensor:
         """Smooth PoF for compositions (..., d), differentiable in x (module docstring)."""

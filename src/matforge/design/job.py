@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field, model_validator
 
@@ -75,6 +76,15 @@ class DesignJobConfig(JobConfig):
     refine_iterations: int = Field(
         0, ge=0, le=1000, description="SLSQP steps polishing each proposal; 0 = off"
     )
+    stop_patience: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="stop after this many evaluations without improvement; 0 = use the budget",
+    )
+    stop_tolerance: float = Field(
+        1e-3, ge=0, le=1, description="relative improvement of the best feasible that counts"
+    )
     calibration_folds: int = Field(5, ge=2, le=50)
     top: int = Field(5, ge=1, le=1000, description="best feasible alloys to report")
 
@@ -107,6 +117,8 @@ class DesignJobConfig(JobConfig):
             beta=self.beta,
             penalty_weight=self.penalty_weight,
             refine_iterations=self.refine_iterations,
+            stop_patience=self.stop_patience,
+            stop_tolerance=self.stop_tolerance,
             seed=self.seed,
         )
 
@@ -129,32 +141,23 @@ def _feasibility(config: DesignJobConfig) -> CalphadFeasibility | None:
 def load_table_oracle(
     path: Path, elements: list[str], objective: str, feasible: str | None
 ) -> TableOracle:
-    """A CSV with one column per element (amounts, normalized per row) and the objective."""
-    import pandas as pd
+    """A CSV with one column per element (amounts, normalized per row), the objective and,
+    optionally, a feasibility column of true/false (yes/no, 1/0) values."""
+    from matforge.core.table import read_table
 
     if not path.is_file():
         raise ConfigError(f"oracle.table: {str(path)!r} does not exist")
-    frame = pd.read_csv(path)
-    missing = [
-        c
-        for c in [*elements, objective, *([feasible] if feasible else [])]
-        if c not in frame.columns
-    ]
-    if missing:
-        raise ConfigError(f"{str(path)!r}: missing column(s) {missing}; has {list(frame.columns)}")
-    numeric = frame[[*elements, objective]].apply(pd.to_numeric, errors="coerce")
-    amounts = torch.tensor(numeric[elements].to_numpy(dtype=float), dtype=torch.float64)
-    bad = (~torch.isfinite(amounts).all(1)) | (amounts < 0).any(1) | (amounts.sum(1) <= 0)
-    if bad.any():
-        line = int(torch.nonzero(bad)[0]) + 2
-        raise ConfigError(f"{str(path)!r} line {line}: element amounts must be >= 0, sum > 0")
-    values = torch.tensor(numeric[objective].to_numpy(dtype=float), dtype=torch.float64)
-    if not torch.isfinite(values).all():
-        line = int(torch.nonzero(~torch.isfinite(values))[0]) + 2
-        raise ConfigError(f"{str(path)!r} line {line}: {objective!r} is not a number")
-    flags = torch.tensor(frame[feasible].astype(bool).to_numpy()) if feasible else None
-    labels = frame["label"].astype(str).tolist() if "label" in frame.columns else None
-    return TableOracle(elements, amounts / amounts.sum(1, keepdim=True), values, flags, labels)
+    table = read_table(path)
+    table.require([*elements, objective, *([feasible] if feasible else [])])
+    amounts = np.stack([table.numeric(e, non_negative=True) for e in elements], axis=1)
+    empty = np.flatnonzero(amounts.sum(axis=1) <= 0)
+    if len(empty):
+        raise table.error(f"element amounts {elements} sum to 0", empty)
+    values = torch.tensor(table.numeric(objective), dtype=torch.float64)
+    flags = torch.tensor(table.boolean(feasible)) if feasible else None
+    labels = table.text("label") if "label" in table.columns else None
+    compositions = torch.tensor(amounts / amounts.sum(axis=1, keepdims=True), dtype=torch.float64)
+    return TableOracle(elements, compositions, values, flags, labels)
 
 
 def build_oracle(config: DesignJobConfig, feasibility: CalphadFeasibility | None):  # type: ignore[no-untyped-def]

@@ -19,6 +19,11 @@ equilibria, so it costs about a second per acquisition evaluation on 2 cores.
 
 Strategies: `ei-pof` (log EI x PoF), `penalty` (penalized UCB), `ei` (plain log EI, blind
 to feasibility) and `random` (random points predicted feasible, PoF >= 0.5).
+
+Stopping: after `budget` evaluations, or earlier (`stop_patience` > 0) once the best
+feasible objective has not improved by more than `stop_tolerance` (relative to its
+magnitude) in the last `stop_patience` evaluations; the count starts at the first feasible
+evaluation. `DesignHistory.stop_reason` says which.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class LoopSettings:
     beta: float = 4.0
     penalty_weight: float = 5.0
     refine_iterations: int = 0
+    stop_patience: int = 0
+    stop_tolerance: float = 1e-3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -67,6 +74,8 @@ class LoopSettings:
             raise ConfigError("initial must be >= 2, budget and batch_size >= 1")
         if self.refine_iterations < 0:
             raise ConfigError(f"refine_iterations must be >= 0, got {self.refine_iterations}")
+        if self.stop_patience < 0 or self.stop_tolerance < 0:
+            raise ConfigError("stop_patience and stop_tolerance must be >= 0")
 
 
 @dataclass
@@ -82,6 +91,7 @@ class DesignHistory:
     predicted_std: list[float] = field(default_factory=list)
     probability_feasible: list[float] = field(default_factory=list)
     refined: list[bool] = field(default_factory=list)
+    stop_reason: str = ""
 
     def add(
         self,
@@ -122,6 +132,19 @@ class DesignHistory:
         best = torch.cummax(values, dim=0).values
         return torch.where(torch.isfinite(best), best, torch.nan)
 
+    def evaluations_without_improvement(self, tolerance: float) -> int | None:
+        """Evaluations since the best feasible objective last rose by more than
+        `tolerance` x its magnitude (None before the first feasible evaluation)."""
+        trace = self.best_feasible_trace()
+        seen = torch.nonzero(torch.isfinite(trace)).flatten()
+        if len(seen) == 0:
+            return None
+        last = int(seen[0])
+        for i in range(last + 1, len(trace)):
+            if trace[i] - trace[last] > tolerance * abs(float(trace[last])):
+                last = i
+        return len(trace) - 1 - last
+
     def rows(self) -> list[dict]:
         return [
             {
@@ -147,22 +170,32 @@ def _acquisition_builder(
     *,
     smooth: bool = False,
 ) -> Callable:
+    """`build(model, believed=())`: the strategy's acquisition function. `believed` holds
+    the Kriging believer's (x, value) picks of the current batch (see `propose_batch`):
+    they raise the incumbent of EI, for EI x PoF where predicted feasible (PoF >= 0.5)."""
     y = history.outputs
     if settings.strategy == "ei":
         best = float(y.max())
-        return lambda model: LogExpectedImprovement(model, best_f=best)
+        return lambda model, believed=(): LogExpectedImprovement(
+            model, best_f=max([best, *(v for _, v in believed)])
+        )
     if feasibility is None:
         raise ConfigError(f"strategy {settings.strategy!r} needs a feasibility model")
     if settings.strategy == "ei-pof":
         feasible = history.feasible_mask
         # No feasible point yet: improvement over the worst observation, so PoF dominates.
         best = float(y[feasible].max()) if feasible.any() else float(y.min())
-        return lambda model: LogExpectedImprovementTimesFeasibility(
-            model, best, feasibility, smooth=smooth
-        )
+
+        def ei_pof(model, believed=()):  # type: ignore[no-untyped-def]
+            counted = [v for x, v in believed if float(feasibility.probability(x[None])[0]) >= 0.5]
+            return LogExpectedImprovementTimesFeasibility(
+                model, max([best, *counted]), feasibility, smooth=smooth
+            )
+
+        return ei_pof
     if settings.strategy == "penalty":
         scale = float(y.std()) if len(y) > 1 else 1.0
-        return lambda model: PenalizedUpperConfidenceBound(
+        return lambda model, believed=(): PenalizedUpperConfidenceBound(
             model,
             feasibility,
             beta=settings.beta,
@@ -170,7 +203,7 @@ def _acquisition_builder(
             scale=scale,
             smooth=smooth,
         )
-    return lambda model: RandomFeasible(model, feasibility, generator)
+    return lambda model, believed=(): RandomFeasible(model, feasibility, generator)
 
 
 def _local_candidates(
@@ -215,9 +248,13 @@ def run_loop(
     steps = range(1, -(-settings.budget // settings.batch_size) + 1)
     if show_progress:
         steps = track(steps, description=f"design ({settings.strategy})")
+    surrogate: Surrogate | None = None
     for iteration in steps:
         q = min(settings.batch_size, settings.budget - (len(history.x) - settings.initial))
-        surrogate = surrogate_factory().fit(history.inputs, history.outputs)
+        next_surrogate = surrogate_factory()
+        if surrogate is not None and hasattr(next_surrogate, "warm_start"):
+            next_surrogate.warm_start(surrogate)
+        surrogate = next_surrogate.fit(history.inputs, history.outputs)
         build = _acquisition_builder(settings, history, feasibility, generator)
         choices = _unevaluated(pool, history.inputs)
         if not pool_based and settings.strategy != "random":
@@ -245,7 +282,30 @@ def run_loop(
         history.add(
             proposal, observed.objective, observed.feasible, iteration, mean, std, pof, refined
         )
+        reason = _early_stop(history, settings)
+        if reason:
+            history.stop_reason = reason
+            break
+    if not history.stop_reason:
+        history.stop_reason = f"budget of {settings.budget} evaluations used"
     return history
+
+
+def _early_stop(history: DesignHistory, settings: LoopSettings) -> str:
+    """Why to stop now (patience exhausted), or '' to go on."""
+    if settings.stop_patience == 0:
+        return ""
+    stale = history.evaluations_without_improvement(settings.stop_tolerance)
+    if stale is None or stale < settings.stop_patience:
+        return ""
+    trace = history.best_feasible_trace()
+    best = float(trace[-1])
+    at = int(torch.nonzero(trace == best).flatten()[0]) + 1
+    return (
+        f"stopped early: the best feasible objective ({best:.6g}, evaluation {at}) has not "
+        f"improved by more than {100 * settings.stop_tolerance:g}% in the last {stale} "
+        f"evaluations (stop_patience {settings.stop_patience})"
+    )
 
 
 def _refine(

@@ -94,7 +94,7 @@ def _feasibility_map(ax, result: DesignJobResult, resolution: int) -> bool:  # t
 
 
 def write_design_run(
-    result: DesignJobResult, *, map_resolution: int = 21
+    result: DesignJobResult, *, map_resolution: int = 15
 ) -> tuple[RunDirectory, dict]:
     import pandas as pd
 
@@ -111,6 +111,7 @@ def write_design_run(
     metrics: dict = {
         "strategy": config.strategy,
         "evaluations": len(result.history.x),
+        "stop_reason": result.history.stop_reason,
         "feasible_evaluations": int(result.history.feasible_mask.sum()),
         "best_feasible_objective": best[0]["objective"] if best else None,
         "best_feasible_composition": (
@@ -118,6 +119,9 @@ def write_design_run(
         ),
         "best_feasible_trace": [None if torch.isnan(v) else float(v) for v in trace],
     }
+    if result.feasibility is not None:
+        metrics["calphad_equilibria"] = result.feasibility.evaluated
+        metrics["calphad_unconverged"] = result.feasibility.unconverged
     if result.calibration is not None:
         metrics["surrogate_calibration"] = result.calibration.as_dict()
         predictions = pd.DataFrame(

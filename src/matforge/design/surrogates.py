@@ -82,6 +82,10 @@ class _Predicts:
         return _predict(self.model, x, observation_noise)
 
 
+#: State-dict prefixes of a SingleTaskGP's hyperparameters (not its data transforms).
+_HYPERPARAMETERS = ("likelihood.", "covar_module.", "mean_module.")
+
+
 class GPSurrogate(_Predicts):
     """Exact GP (BoTorch `SingleTaskGP`) on compositions plus descriptors."""
 
@@ -89,6 +93,18 @@ class GPSurrogate(_Predicts):
         self.elements = tuple(elements)
         self.descriptors = tuple(descriptors)
         self.model: Model | None = None
+        self._start: dict[str, torch.Tensor] = {}
+
+    def warm_start(self, previous: GPSurrogate) -> None:
+        """Start the hyperparameter fit from `previous`'s optimum (a design loop refits
+        on one more point each iteration, where the old optimum is close to the new)."""
+        if previous.model is None or previous.descriptors != self.descriptors:
+            return
+        self._start = {
+            k: v.detach().clone()
+            for k, v in previous.model.state_dict().items()
+            if k.startswith(_HYPERPARAMETERS)
+        }
 
     def _transform(self, width: int):  # type: ignore[no-untyped-def]
         from botorch.models.transforms.input import ChainedInputTransform, Normalize
@@ -115,6 +131,8 @@ class GPSurrogate(_Predicts):
             input_transform=self._transform(x.shape[1]),
             outcome_transform=Standardize(m=1),
         )
+        if self._start:
+            model.load_state_dict(self._start, strict=False)
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         model.eval()
         self.model = model

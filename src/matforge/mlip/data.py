@@ -105,14 +105,24 @@ def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
         from ase.db import connect
 
         structures = []
-        for row in connect(path).select():
+        try:
+            rows = list(connect(path).select())
+        except Exception as error:  # sqlite3 / ASE errors for a file that is no database
+            raise ConfigError(f"{path}: not a readable ASE database ({error})") from None
+        for row in rows:
             atoms = row.toatoms()
             atoms.info.update(row.key_value_pairs)
             atoms.info.setdefault("source", f"{path} row {row.id}")
             structures.append(atoms)
         return structures
-    structures = read(path, index=index)
+    try:
+        structures = read(path, index=index)
+    except Exception as error:  # ASE's readers raise many kinds for a malformed file
+        detail = str(error) or type(error).__name__
+        raise ConfigError(f"{path}: cannot read structures from it ({detail})") from None
     structures = list(structures) if isinstance(structures, list) else [structures]
+    if not structures:
+        raise ConfigError(f"{path}: holds no structures")
     return structures
 
 

@@ -11,15 +11,13 @@ that says so.
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from matforge import __version__
 from matforge.core.errors import ConfigError
-from matforge.core.rundir import atomic_write_bytes
+from matforge.core.modelfile import load_record, save_record
 from matforge.mlip.potential import LinearModel, Potential
 from matforge.mlip.snap import Bispectrum, SnapParameters
 from matforge.mlip.zbl import ZBL
@@ -61,51 +59,33 @@ def _reference_spec(reference: torch.nn.Module | None) -> dict[str, Any] | None:
 
 def save_potential(potential: Potential, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write `potential` to `path` atomically (refusing to overwrite unless asked)."""
-    record = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "matforge_version": __version__,
+    content = {
         "elements": list(potential.elements),
         "units": UNITS,
         "descriptor": _descriptor_spec(potential.descriptor),
         "model": _model_spec(potential.model),
         "reference": _reference_spec(potential.reference),
     }
-    buffer = io.BytesIO()
-    torch.save(record, buffer)
-    return atomic_write_bytes(path, buffer.getvalue(), overwrite=overwrite)
+    return save_record(path, FORMAT, FORMAT_VERSION, content, overwrite=overwrite)
 
 
 def load_potential(path: str | Path) -> Potential:
-    """Read a potential written by `save_potential`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such model file")
+    """Read a potential written by `save_potential`; a bad file is one ConfigError."""
+    record = load_record(path, FORMAT, FORMAT_VERSION, "matforge potential")
+    descriptor_kind = record.part("descriptor", "kind")
+    model_kind = record.part("model", "kind")
+    if descriptor_kind != "snap" or model_kind != "linear":
+        raise ConfigError(f"{record.path}: unknown parts {descriptor_kind!r}/{model_kind!r}")
     try:
-        record = torch.load(path, weights_only=True)
-    except Exception as error:  # torch raises many kinds for a bad file
-        raise ConfigError(f"{path}: not a matforge potential file ({error})") from error
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a matforge potential file (no '{FORMAT}' header)")
-    version = int(record.get("format_version", -1))
-    if version > FORMAT_VERSION:
-        raise ConfigError(
-            f"{path}: written by matforge {record.get('matforge_version', '?')} in model format "
-            f"version {version}; this matforge ({__version__}) reads up to version "
-            f"{FORMAT_VERSION}. Upgrade matforge to load it."
-        )
-    descriptor_spec, model_spec = record["descriptor"], record["model"]
-    if descriptor_spec["kind"] != "snap" or model_spec["kind"] != "linear":
-        raise ConfigError(
-            f"{path}: unknown parts {descriptor_spec['kind']!r}/{model_spec['kind']!r}"
-        )
-    descriptor = Bispectrum(SnapParameters(**descriptor_spec["settings"]))
-    coefficients = model_spec["coefficients"]
-    model = LinearModel(coefficients.shape[0], coefficients.shape[1] - 1)
-    with torch.no_grad():
-        model.coefficients.copy_(coefficients)
-    reference = None
-    if record.get("reference") is not None:
-        spec = record["reference"]
-        reference = ZBL(spec["charges"], spec["inner"], spec["outer"])
+        descriptor = Bispectrum(SnapParameters(**record.part("descriptor", "settings")))
+        coefficients = record.part("model", "coefficients")
+        model = LinearModel(coefficients.shape[0], coefficients.shape[1] - 1)
+        with torch.no_grad():
+            model.coefficients.copy_(coefficients)
+        reference = None
+        if record.get("reference") is not None:
+            spec = record["reference"]
+            reference = ZBL(spec["charges"], spec["inner"], spec["outer"])
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:
+        raise ConfigError(f"{record.path}: damaged matforge potential file ({error})") from None
     return Potential(descriptor, model, reference)

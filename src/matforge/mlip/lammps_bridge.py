@@ -114,7 +114,9 @@ def snap_pair_commands(
     coeff, param = write_snap_files(directory / "model", parameters, coefficients)
     names = " ".join(parameters.elements)
     if zbl is None:
-        return ["pair_style snap", f"pair_coeff * * snap {coeff} {param} {names}"]
+        # A plain pair_style takes no sub-style keyword ("pair_coeff * * snap ..." is the
+        # hybrid form, which plain snap rejects as "Incorrect args for pair coefficients").
+        return ["pair_style snap", f"pair_coeff * * {coeff} {param} {names}"]
     inner, outer, charges = zbl
     lines = [f"pair_style hybrid/overlay zbl {float(inner)!r} {float(outer)!r} snap"]
     for i, a in enumerate(parameters.elements, start=1):

@@ -140,48 +140,30 @@ class PinnConfig(JobConfig):
 
 def read_observations(path: Path, config: PinnConfig) -> pd.DataFrame:
     """The CSV of sensor positions and displacements; problems named by column and line."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not a readable CSV table ({error})") from None
-    rename = {csv: name for name, csv in config.data.columns.items()}
-    table = table.rename(columns=rename)
+    from matforge.core.table import read_table
+
+    table = read_table(path)
+    table.rename({csv: name for name, csv in config.data.columns.items()})
     needed = list(COLUMNS[config.problem])
-    missing = [n for n in needed if n not in table.columns]
-    if missing:
-        raise ConfigError(
-            f"{path}: missing columns {missing} for the {config.problem} problem (map them with "
-            f"data.columns); the file has {list(table.columns)}"
-        )
-    for name in needed:
-        values = pd.to_numeric(table[name], errors="coerce")
-        bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
-        if len(bad):
-            lines = ", ".join(str(i + 2) for i in bad[:5])  # the header is line 1
-            raise ConfigError(
-                f"{path}: column {name!r} has missing or non-numeric values on line(s) {lines}"
-                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            )
-        table[name] = values.astype(float)
+    table.require(needed, f" for the {config.problem} problem (map them with data.columns)")
+    values = {name: table.numeric(name) for name in needed}
     if config.problem == "bar":
         bounds = {"x": (0.0, config.bar.length)}
     else:
         bounds = {"x": (0.0, config.plate.width), "y": (0.0, config.plate.height)}
     for name, (low, high) in bounds.items():
-        outside = np.flatnonzero((table[name] < low) | (table[name] > high))
+        outside = np.flatnonzero((values[name] < low) | (values[name] > high))
         if len(outside):
-            i = outside[0]
-            raise ConfigError(
-                f"{path}: line {i + 2}: {name} = {table[name].iloc[i]} lies outside the "
-                f"{config.problem} [{low}, {high}]"
+            raise table.error(
+                f"{name} = {values[name][outside[0]]} lies outside the {config.problem} "
+                f"[{low}, {high}]",
+                outside[:1],
             )
     if len(table) < config.layers * 2:
         raise ConfigError(
             f"{path}: {len(table)} rows cannot identify {2 * config.layers - 1} parameters"
         )
-    return table[needed].reset_index(drop=True)
+    return pd.DataFrame(values)
 
 
 def synthetic_observations(config: PinnConfig) -> pd.DataFrame:

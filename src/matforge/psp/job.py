@@ -192,39 +192,15 @@ def _widened(variable: ProcessVariable, margin: float) -> tuple[float, float]:
 
 def read_table(path: Path, config: PspConfig) -> pd.DataFrame:
     """A CSV of experiments; mapped columns renamed; problems reported by column and line."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
-    table = pd.read_csv(path)
-    rename = {csv: name for name, csv in config.data.columns.items()}
-    missing_mapped = [csv for csv in rename if csv not in table.columns]
-    if missing_mapped:
-        raise ConfigError(
-            f"{path}: mapped columns {missing_mapped} not found; the file has {list(table.columns)}"
-        )
-    table = table.rename(columns=rename)
+    from matforge.core import table as tables
+
+    table = tables.read_table(path)
+    table.rename({csv: name for name, csv in config.data.columns.items()})
     needed = [p.name for p in config.process] + [config.property]
-    missing = [n for n in needed if n not in table.columns]
-    if missing:
-        raise ConfigError(
-            f"{path}: missing columns {missing} (map them with data.columns: {{name: 'CSV "
-            f"column'}}); the file has {list(table.columns)}"
-        )
+    table.require(needed, " (map them with data.columns: {name: 'CSV column'})")
     wanted = needed + [n for n in config.structure_names if n in table.columns]
-    for name in wanted:
-        values = pd.to_numeric(table[name], errors="coerce")
-        bad = np.flatnonzero(values.isna().to_numpy())
-        if len(bad):
-            lines = ", ".join(str(i + 2) for i in bad[:5])  # header is line 1
-            raise ConfigError(
-                f"{path}: column {name!r} has missing or non-numeric values on line(s) {lines}"
-                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            )
-        table[name] = values.astype(float)
-    for p in config.process:
-        if p.log and (table[p.name] <= 0).any():
-            line = int(np.flatnonzero((table[p.name] <= 0).to_numpy())[0]) + 2
-            raise ConfigError(f"{path}: column {p.name!r} must be > 0 (log-scaled), line {line}")
-    return table[wanted].reset_index(drop=True)
+    log_scaled = {p.name for p in config.process if p.log}
+    return pd.DataFrame({name: table.numeric(name, positive=name in log_scaled) for name in wanted})
 
 
 @dataclass
@@ -299,35 +275,36 @@ class _Members(torch.nn.Module):
 
 
 def save_ensemble(ensemble: ChainEnsemble, config: PspConfig, path: Path) -> Path:
-    import io
+    from matforge.core.modelfile import save_record
 
-    from matforge.core.rundir import atomic_write_bytes
-
-    record = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+    content = {
         "config": config.model_dump(mode="json"),
         "members": [chain.state_dict() for chain in ensemble.chains],
     }
-    buffer = io.BytesIO()
-    torch.save(record, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_record(path, FORMAT, FORMAT_VERSION, content)
 
 
 def load_ensemble(path: Path) -> tuple[ChainEnsemble, PspConfig]:
-    if not Path(path).exists():
-        raise ConfigError(f"{path}: no such chain file")
-    record = torch.load(path, weights_only=True)
-    if record.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a matforge PSP chain file")
-    if record.get("format_version", 0) > FORMAT_VERSION:
-        raise ConfigError(f"{path}: written by a newer matforge; upgrade to read it")
-    config = PspConfig.model_validate(record["config"])
+    """Read a chain file; a bad file is one ConfigError that names it."""
+    from pydantic import ValidationError
+
+    from matforge.core.modelfile import load_record
+
+    record = load_record(path, FORMAT, FORMAT_VERSION, "matforge PSP chain")
+    try:
+        config = PspConfig.model_validate(record.part("config"))
+    except ValidationError as error:
+        raise ConfigError(f"{record.path}: damaged chain file (config: {error})") from None
     chains = []
-    for state in record["members"]:
+    for state in record.part("members"):
         chain = build_chain(config)
-        chain.load_state_dict(state)
+        try:
+            chain.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as error:
+            raise ConfigError(f"{record.path}: damaged chain file ({error})") from None
         chains.append(chain)
+    if not chains:
+        raise ConfigError(f"{record.path}: damaged chain file (no members)")
     return ChainEnsemble(chains), config
 
 

@@ -41,7 +41,8 @@ def test_doctor_table_and_json() -> None:
     assert {row["part"] for row in report["parts"]} >= {"core", "calphad", "design", "mlip"}
     calphad = next(row for row in report["parts"] if row["part"] == "calphad")
     assert calphad["status"] == "partial"
-    assert "in progress" in calphad["progress"]
+    assert "GPU" in calphad["missing"]
+    assert calphad["check"].startswith("CPU backend ")
 
 
 def test_data_list() -> None:

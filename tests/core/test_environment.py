@@ -7,6 +7,7 @@ from matforge.core.environment import (
     declared_extras,
     environment_report,
     extras_status,
+    installed_version,
     parts_status,
 )
 from matforge.core.rundir import dumps_json
@@ -15,7 +16,7 @@ from matforge.core.rundir import dumps_json
 def test_extras_come_from_the_installed_metadata() -> None:
     extras = declared_extras()
     assert {"calphad", "bo", "dft", "reference", "dev", "test", "all"} <= set(extras)
-    assert extras["calphad"] == ["pycalphad"]
+    assert extras["calphad"] == ["numba", "pycalphad"]
     assert {"pytest", "hypothesis", "ruff"} <= set(extras["test"])
     assert {"botorch", "pycalphad", "pyscf"} <= set(extras["all"])
 
@@ -38,7 +39,7 @@ def test_parts_status() -> None:
             assert row["status"] == "needs extra"
             assert row["install_hint"].startswith("pip install 'matforge[")
         else:
-            assert row["status"] == ("partial" if row["progress"] else "usable")
+            assert row["status"] == ("partial" if row["missing"] else "usable")
 
 
 def test_report_is_strict_json() -> None:
@@ -50,5 +51,21 @@ def test_report_is_strict_json() -> None:
 def test_a_part_in_progress_is_reported_partial_not_usable() -> None:
     calphad = next(row for row in parts_status() if row["part"] == "calphad")
     assert calphad["implemented"]
-    assert calphad["progress"]
+    assert calphad["missing"]
     assert calphad["status"] in {"partial", "needs extra"}
+
+
+def test_doctor_reports_checks_run_here_not_benchmark_figures(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MATFORGE_CACHE_DIR", str(tmp_path))
+    rows = {row["part"]: row for row in parts_status()}
+    assert rows["core"]["check"] == (
+        "element data from mendeleev " + installed_version("mendeleev") + ": VEC(CoCrFeMnNi) = 8"
+    )
+    assert f"0 compiled kernels in {tmp_path / 'kernels'}" in rows["calphad"]["check"]
+    (tmp_path / "kernels" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "kernels" / "__pycache__" / "kabc.kernel-28.py311.nbi").write_bytes(b"")
+    rows = {row["part"]: row for row in parts_status()}
+    assert "1 compiled kernels" in rows["calphad"]["check"]
+    # No speed-up factors or agreement counts written into the code.
+    for part in PARTS:
+        assert not any(ch.isdigit() for ch in part.missing), part

@@ -23,6 +23,7 @@ from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from matforge.active.rows import DesignCache, StructureRows
+from matforge.core.ensemble import bootstrap_counts
 from matforge.core.errors import ConfigError
 from matforge.mlip.potential import Potential
 
@@ -155,7 +156,7 @@ class LinearTrainer:
         n_units = int(units.max()) + 1
         members = []
         for _ in range(size):
-            counts = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)
+            counts = bootstrap_counts(rng, n_units)
             members.append(self.solve(system, counts[units].astype(float)))
         return np.stack(members)
 

@@ -34,6 +34,7 @@ from ase import Atoms
 
 from matforge.active.model import predict
 from matforge.active.rows import DesignCache
+from matforge.core.ensemble import spread
 from matforge.mlip.potential import Potential
 
 
@@ -60,8 +61,11 @@ def _from_atoms(name: str, per_atom: list[np.ndarray], **extra: np.ndarray) -> U
 def _committee_statistics(
     energies: list[np.ndarray], forces: list[np.ndarray]
 ) -> UncertaintyEstimate:
-    per_atom = [np.linalg.norm(f.std(axis=0), axis=1) for f in forces]
-    energy_std = np.array([e.std() / f.shape[1] for e, f in zip(energies, forces, strict=True)])
+    # Population spread (ddof 0) of the members, as committee disagreement is defined.
+    per_atom = [np.linalg.norm(spread(f, ddof=0)[1], axis=1) for f in forces]
+    energy_std = np.array(
+        [spread(e, ddof=0)[1] / f.shape[1] for e, f in zip(energies, forces, strict=True)]
+    )
     return _from_atoms("committee", per_atom, energy_std_per_atom=energy_std)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import symengine
 import torch
 
-from matforge.calphad import kernels
+from matforge.calphad.kernels import auto_backend, cpu_backend, load_kernel
 from matforge.core.errors import MatforgeError
 
 Inputs = torch.Tensor
@@ -226,9 +226,9 @@ class TorchProgram:
             or (values.requires_grad and torch.is_grad_enabled())
         ):
             return None
-        backend = kernels.cpu_backend()
+        backend = cpu_backend()
         if backend == "auto":
-            return kernels.auto_backend(self.key, self.source, len(self.inputs), self.n_outputs)
+            return auto_backend(self.key, self.source, len(self.inputs), self.n_outputs)
         return None if backend == "torch" else backend
 
     def _numpy_path(self, values: torch.Tensor) -> bool:
@@ -247,7 +247,7 @@ class TorchProgram:
         if backend == "numba":
             array = np.ascontiguousarray(values.detach().numpy())
             out = np.empty((array.shape[0], self.n_outputs))
-            kernels.load_kernel(self.key, self.source, len(self.inputs), self.n_outputs)(array, out)
+            load_kernel(self.key, self.source, len(self.inputs), self.n_outputs)(array, out)
             return torch.from_numpy(out)
         if backend == "numpy":
             return torch.from_numpy(np.ascontiguousarray(self._numpy_rows(values).T))

@@ -12,16 +12,24 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import symengine
 
 if TYPE_CHECKING:
     from pycalphad import Database
 
-    from matforge.calphad.model import PhaseModel
-
 Range = tuple[float, float]
+
+
+class HasTemperatureRange(Protocol):
+    """What the range check needs of a phase model (`PhaseModel` has it); a protocol, so
+    that this module does not import `model`, which imports it."""
+
+    @property
+    def temperature_range(self) -> Range: ...
+
+
 UNBOUNDED: Range = (0.0, math.inf)
 
 
@@ -106,7 +114,7 @@ def phase_temperature_range(db: Database, phase: str, species: Iterable[str]) ->
 
 
 def warn_outside_ranges(
-    models: Mapping[str, PhaseModel],
+    models: Mapping[str, HasTemperatureRange],
     temperatures: Iterable[float],
     *,
     stacklevel: int = 4,

@@ -7,7 +7,11 @@ temperatures and mole fractions with both, and classifies every point:
   two sets); fractions compared per phase, summed over its sets;
 * pycalphad_not_converged: pycalphad returned no phases (NaN);
 * pycalphad_higher / matforge_higher: different phase sets; the one with the higher total
-  Gibbs energy (by more than 1e-3 J/mol) did not find the global minimum;
+  Gibbs energy (by more than 1e-3 J/mol) did not find the global minimum. matforge's lower
+  G is not taken on its own word: `verify_with_pycalphad` evaluates pycalphad's own
+  `calculate` at matforge's phase site fractions, and checks the mass balance; only if
+  pycalphad's functions give that state a total G below pycalphad's equilibrium is the
+  point `pycalphad_higher`, else `matforge_lower_unverified` (counted against matforge);
 * matforge_not_converged.
 
 Fraction and chemical-potential errors are measured where both agree; chemical potentials
@@ -140,6 +144,7 @@ def compare_grid(
         causes[cause] = causes.get(cause, 0) + 1
         disagreements.append(
             {
+                "index": n,
                 "T": float(grid.temperature[n]),
                 "x": x,
                 "pycalphad": expected_sets,
@@ -149,6 +154,11 @@ def compare_grid(
                 "cause": cause,
             }
         )
+    if any(d["cause"] == "pycalphad_higher" for d in disagreements):
+        verify_with_pycalphad(database, ours, elements, disagreements)
+        causes = {}
+        for d in disagreements:
+            causes[d["cause"]] = causes.get(d["cause"], 0) + 1
     return GridComparison(
         points=len(ours.points),
         agree=agree,
@@ -160,3 +170,64 @@ def compare_grid(
         causes=causes,
         disagreements=disagreements,
     )
+
+
+#: Mass balance (mole fraction) that matforge's sets must meet for the check to count.
+BALANCE_TOL = 1e-6
+
+
+def verify_with_pycalphad(
+    database: object,
+    ours: EquilibriumResult,
+    elements: Sequence[str],
+    disagreements: list[dict],
+) -> None:
+    """Re-judge each `pycalphad_higher` disagreement with pycalphad's own functions.
+
+    For every composition set of matforge's state, pycalphad's `calculate` gives G and
+    the composition at matforge's site fractions; their amount-weighted sum is the total
+    G of that state by pycalphad's own model. The point stays `pycalphad_higher` only if
+    that total lies below pycalphad's equilibrium G by more than GIBBS_TOL and the sets
+    meet the bulk composition; otherwise it becomes `matforge_lower_unverified`. Adds
+    `gibbs_matforge_by_pycalphad` and `mass_balance_error` to each checked row (in place).
+    """
+    from pycalphad import calculate
+
+    species = [*elements, "VA"]
+    checked = [d for d in disagreements if d["cause"] == "pycalphad_higher"]
+    # One calculate call per (phase, temperature) with all of its sets as points.
+    requests: dict[tuple[str, float], list[tuple[int, int]]] = {}
+    for row, d in enumerate(checked):
+        point = ours.points[d["index"]]
+        for k, s in enumerate(point.sets):
+            requests.setdefault((s.phase, d["T"]), []).append((row, k))
+    gibbs: dict[tuple[int, int], float] = {}
+    composition: dict[tuple[int, int], np.ndarray] = {}
+    for (phase, temperature), members in requests.items():
+        points = np.stack(
+            [
+                ours.points[checked[row]["index"]].sets[k].site_fractions.numpy()
+                for row, k in members
+            ]
+        )
+        values = calculate(
+            database, species, phase, T=temperature, P=101325, N=1, points=points, output="GM"
+        )
+        gm = np.asarray(values.GM).reshape(-1)
+        x = np.asarray(values.X).reshape(len(members), -1)
+        order = [list(np.asarray(values.component)).index(e) for e in elements]
+        for i, key in enumerate(members):
+            gibbs[key] = float(gm[i])
+            composition[key] = x[i, order]
+    for row, d in enumerate(checked):
+        point = ours.points[d["index"]]
+        amounts = np.array([s.amount for s in point.sets])
+        keys = [(row, k) for k in range(len(point.sets))]
+        total = float(sum(a * gibbs[key] for a, key in zip(amounts, keys, strict=True)))
+        balance = sum(a * composition[key] for a, key in zip(amounts, keys, strict=True))
+        bulk = ours.bulk[d["index"]].numpy()
+        d["gibbs_matforge_by_pycalphad"] = total
+        d["mass_balance_error"] = float(np.abs(balance - bulk).max())
+        lower = total < d["gibbs_pycalphad"] - GIBBS_TOL
+        if not (lower and d["mass_balance_error"] <= BALANCE_TOL):
+            d["cause"] = "matforge_lower_unverified"

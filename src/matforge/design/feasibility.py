@@ -33,6 +33,7 @@ that the design run reports.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class CalphadFeasibility:
     #: Equilibria solved so far, and how many of them did not converge.
     evaluated: int = field(default=0, init=False)
     unconverged: int = field(default=0, init=False)
+    #: Wall time spent solving them (s).
+    seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         if self.phase not in self.models:
@@ -149,8 +152,10 @@ class CalphadFeasibility:
         n, k = len(x), len(temperatures)
         bulk = self._calphad_bulk(x).repeat(k, 1)
         temps = torch.tensor(np.repeat(temperatures, n), dtype=torch.float64)
+        start = time.perf_counter()
         result = equilibrium(self.models, temps, bulk)
         amounts = sensitivities(self.models, result).amounts[:, self._column]
+        self.seconds += time.perf_counter() - start
         self._tally(~result.converged, "feasibility")
         return amounts.reshape(k, n).T
 

@@ -4,11 +4,12 @@ Candidates. Each feasibility-aware acquisition needs CALPHAD at every point it s
 loop maximizes acquisitions over a finite candidate set with BoTorch's
 `optimize_acqf_discrete` convention (`propose_batch`) instead of a continuous optimizer that
 would solve equilibria at every line-search step: a uniform sample of the design space
-(`pool_size` points, drawn once per run) that grows every iteration by `local_candidates`
-Gaussian perturbations (scale `local_scale`, projected back onto the bounded simplex) of the
-best feasible observation and of the current top-scored candidates. Every candidate lies on
-the simplex within bounds by construction. A pool-based oracle (`TableOracle`) replaces the
-set by its rows.
+(`pool_size` points, drawn once per run, the same for every strategy with the same seed)
+that grows every iteration by `local_candidates` Gaussian perturbations (scale
+`local_scale`, projected back onto the bounded simplex) of the best feasible observation
+and of the current top-scored candidates (for `random`: random predicted-feasible ones).
+Every candidate lies on the simplex within bounds by construction. A pool-based oracle
+(`TableOracle`) replaces the set by its rows.
 
 Refinement (`refine_iterations` > 0): each proposal is then polished by a local,
 gradient-based maximization of the smooth version of its acquisition with BoTorch's
@@ -257,7 +258,9 @@ def run_loop(
         surrogate = next_surrogate.fit(history.inputs, history.outputs)
         build = _acquisition_builder(settings, history, feasibility, generator)
         choices = _unevaluated(pool, history.inputs)
-        if not pool_based and settings.strategy != "random":
+        if not pool_based:
+            # Every strategy (random too: its scores are random among the predicted
+            # feasible) grows the same uniform pool around its best and top candidates.
             scores = build(surrogate.model)(choices[:, None, :]).detach()
             top = choices[torch.argsort(scores, descending=True)[:8]]
             feasible = history.feasible_mask

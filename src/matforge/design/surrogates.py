@@ -30,6 +30,7 @@ from typing import Protocol
 import torch
 from botorch.models.model import Model
 
+from matforge.core.ensemble import mixture_moments
 from matforge.core.errors import ConfigError
 
 Z90 = 1.6448536269514722  # standard normal quantile of 0.95
@@ -169,8 +170,7 @@ class _EnsembleModel(Model):
         z = (x - self.x_low) / self.x_span
         outputs = torch.stack([net(z) for net in self.nets])  # (M, ..., 2)
         means, variances = outputs[..., 0], torch.nn.functional.softplus(outputs[..., 1]) + 1e-6
-        mean = means.mean(0)
-        variance = variances.mean(0) + means.var(0, unbiased=False)
+        mean, variance = mixture_moments(means, variances)
         return self.shift + self.scale * mean, self.scale**2 * variance
 
     def posterior(

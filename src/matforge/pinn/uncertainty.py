@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from matforge.core.ensemble import bootstrap_indices, spread
+
 
 @dataclass
 class EnsembleEstimate:
@@ -22,21 +24,19 @@ class EnsembleEstimate:
 
     @property
     def moduli_mean(self) -> np.ndarray:
-        return self.moduli.mean(axis=0)
+        return spread(self.moduli)[0]
 
     @property
     def moduli_std(self) -> np.ndarray:
-        return self.moduli.std(axis=0, ddof=1) if len(self.moduli) > 1 else 0 * self.moduli[0]
+        return spread(self.moduli)[1]
 
     @property
     def interfaces_mean(self) -> np.ndarray:
-        return self.interfaces.mean(axis=0)
+        return spread(self.interfaces)[0]
 
     @property
     def interfaces_std(self) -> np.ndarray:
-        if len(self.interfaces) == 1:
-            return 0 * self.interfaces[0]
-        return self.interfaces.std(axis=0, ddof=1)
+        return spread(self.interfaces)[1]
 
     def table(self) -> list[dict[str, float | str]]:
         """One row per parameter: name, mean, std, relative std."""
@@ -77,7 +77,7 @@ def ensemble_identify(
     moduli, interfaces, losses = [], [], []
     for member in range(members):
         if bootstrap and members > 1:
-            indices = rng.integers(0, n_sensors, n_sensors)
+            indices = bootstrap_indices(rng, n_sensors)
         else:
             indices = np.arange(n_sensors)
         m, i, loss = identify(indices, seed + member)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from matforge.core.ensemble import spread
 from matforge.core.errors import ConfigError
 from matforge.core.progress import track
 from matforge.psp.links import Chain, Link, NeuralPropertyLink, Standardizer
@@ -190,8 +191,8 @@ class ChainEnsemble(torch.nn.Module):
         return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
 
     def forward(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        stacked = self.members(values)
-        out = {k: v.mean(dim=0) for k, v in stacked.items()}
+        stacked = {k: spread(v) for k, v in self.members(values).items()}
+        out = {k: mean for k, (mean, _) in stacked.items()}
         if len(self.chains) > 1:
-            out.update({f"{k}_std": v.std(dim=0) for k, v in stacked.items()})
+            out.update({f"{k}_std": std for k, (_, std) in stacked.items()})
         return out

@@ -1,4 +1,7 @@
-"""matforge's SNAP design matrix against the one LAMMPS computed for FitSNAP (Ta, 2J = 6).
+"""matforge's SNAP against FitSNAP on its Ta set (2J = 6): the design matrix LAMMPS computed
+for FitSNAP, and the linear fit with FitSNAP's Ta settings (Ta-example.in): coefficients
+(Ta_pot.snapcoeff) and per-group errors (Ta_metrics.md). One module, so that one test
+worker builds the shared system (the session fixture `ta_fitsnap`).
 
 `Descriptors.npy` (see ../shared/data/mlip/Ta_JCP2014/NOTES.md) holds 15,213 rows of
 31 columns: the 363 energy rows first (per-atom: constant 1, then the mean bispectrum),
@@ -11,11 +14,13 @@ the directory listings on FitSNAP's machine, so the test recovers it from the en
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from matforge.mlip.linear import GroupWeights, error_table, solve
 from matforge.mlip.snap import Bispectrum, SnapParameters
 
 
@@ -88,3 +93,60 @@ def test_triples_follow_lammps_order_and_count():
     assert len(triples) == 30  # Ta_pot.snapcoeff: 31 coefficients = 1 + 30
     assert triples[:3] == [(0, 0, 0), (1, 0, 1), (1, 1, 2)]  # B[1,0,0,0], B[2,1,0,1], B[3,1,1,2]
     assert len(bispectrum_triples(8)) == 55
+
+
+#: Ta-example.in, [GROUPS]: eweight fweight vweight.
+TA_WEIGHTS = {
+    "Displaced_A15": (100, 1, 1e-8),
+    "Displaced_BCC": (100, 1, 1e-8),
+    "Displaced_FCC": (100, 1, 1e-8),
+    "Elastic_BCC": (1e-8, 1e-8, 1e-4),
+    "Elastic_FCC": (1e-9, 1e-9, 1e-9),
+    "GSF_110": (100, 1, 1e-8),
+    "GSF_112": (100, 1, 1e-8),
+    "Liquid": (4.67e2, 1, 1e-8),
+    "Surface": (100, 1, 1e-8),
+    "Volume_A15": (1, 1e-9, 1e-9),
+    "Volume_BCC": (1, 1e-9, 1e-9),
+    "Volume_FCC": (1, 1e-9, 1e-9),
+}
+
+
+@pytest.fixture(scope="module")
+def fitsnap(ta_fitsnap):
+    weights = {g: GroupWeights(*w) for g, w in TA_WEIGHTS.items()}
+    return ta_fitsnap["system"], weights, ta_fitsnap["coefficients"], ta_fitsnap["metrics"]
+
+
+def test_coefficients_equal_fitsnap(fitsnap):
+    system, weights, reference, _ = fitsnap
+    coefficients = solve(system, weights, solver="svd")
+    # Measured: 2.6e-12 relative (the README quotes it).
+    np.testing.assert_allclose(coefficients, reference, rtol=1e-11, atol=0)
+
+
+def _read_metrics(path):
+    rows = {}
+    pattern = re.compile(r"\('([^']+)', '(\w+)', '(\w+)'\)\s*\|\s*(\d+)\s*\|\s*(\S+)\s*\|\s*(\S+)")
+    for line in path.read_text().splitlines():
+        match = pattern.search(line)
+        if match:
+            group, weighting, kind, count, mae, rmse = match.groups()
+            rows[(group, weighting.lower(), kind.lower())] = (int(count), float(mae), float(rmse))
+    return rows
+
+
+def test_per_group_errors_equal_fitsnap_metrics(fitsnap):
+    system, weights, _, metrics = fitsnap
+    expected = _read_metrics(metrics)
+    assert len(expected) == 13 * 2 * 3
+    table = error_table(system, solve(system, weights), weights)
+    seen = 0
+    for row in table.itertuples():
+        count, mae, rmse = expected[(row.group, row.weighting, row.kind)]
+        assert row.count == count
+        # The metrics file prints 6 significant digits.
+        assert row.mae == pytest.approx(mae, rel=2e-5), row
+        assert row.rmse == pytest.approx(rmse, rel=2e-5), row
+        seen += 1
+    assert seen == len(expected)

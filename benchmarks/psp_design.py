@@ -15,7 +15,14 @@ property link) is trained; then
 - the maximum: gradient design vs the optimum of a dense grid over the TRUE process
   (200 points per axis in 3D, 40 in 5D), and vs a dense grid over the trained chain.
 
-Prints a table and ends with `BENCHMARK {...}` (the 3D figures, the 5D ones prefixed):
+A third case repeats 3D with a generator that contains an effect the chain does not: the
+martensite's strength depends on the carbon it takes up (`martensite_carbon_exponent`
+0.5, see `matforge.psp.generator`), which the chain's Hall-Petch link (constant sigma0 per
+phase) cannot represent; the data, the grid optimum and the scoring all come from that
+generator, so the chain is not the truth it is scored against.
+
+Prints a table and ends with `BENCHMARK {...}` (the 3D figures; the 5D ones prefixed d5_,
+the unmodeled-effect ones unmodeled_):
 
     .venv/bin/python benchmarks/psp_design.py          # about 5 minutes on 2 cores
 """
@@ -68,6 +75,8 @@ def run_case(process, grid_points, chain_points, args, steel) -> dict:
     best_process, best_value, grid_count = grid_search(steel.truth_of, bounds, grid_points)
     grid_seconds = time.perf_counter() - begin
     errors, gaps, design_times, chain_times = [], [], [], []
+    # Only targets the true process can reach (the unmodeled effect lowers the optimum).
+    targets = [t for t in TARGETS if t <= 0.95 * best_value]
     print(
         f"\n{len(bounds)}D: true optimum {best_value:.1f} MPa (grid {grid_points}^{len(bounds)}"
         f" = {grid_count:,} points, {grid_seconds:.2f} s) at "
@@ -78,14 +87,17 @@ def run_case(process, grid_points, chain_points, args, steel) -> dict:
             {
                 "seed": seed,
                 "process": process,
-                "data": {"samples": args.samples},
+                "data": {
+                    "samples": args.samples,
+                    "martensite_carbon_exponent": steel.martensite_carbon_exponent,
+                },
                 "ensemble": {"members": 3},
                 "design": {"maximize": True},
             }
         )
         fit = fit_ensemble(config)
         row = []
-        for target in TARGETS:
+        for target in targets:
             result = design_process(
                 fit.ensemble,
                 bounds,
@@ -114,7 +126,7 @@ def run_case(process, grid_points, chain_points, args, steel) -> dict:
         grid_search(lambda v, f=fit: f.ensemble(v)["yield_strength_MPa"], bounds, chain_points)
         chain_times.append(time.perf_counter() - begin)
         print(
-            f"  seed {seed}: |true - target| / target (%) at {', '.join(f'{t:g}' for t in TARGETS)}"
+            f"  seed {seed}: |true - target| / target (%) at {', '.join(f'{t:g}' for t in targets)}"
             f" MPa: "
             + " ".join(f"{e:.2f}" for e in row)
             + f"; maximum {found:.1f} MPa true (gap {gaps[-1]:.2f}%) at "
@@ -154,9 +166,12 @@ def main() -> None:
     begin = time.perf_counter()
     three = run_case(BASE, 200, 100, args, steel)
     five = run_case(BASE + COMPOSITION, 40, 20, args, steel)
+    print("\n3D with an effect the chain lacks (carbon-dependent martensite strength):")
+    unmodeled = run_case(BASE, 200, 100, args, DualPhaseSteel(martensite_carbon_exponent=0.5))
     benchmark = {
         **three,
         **{f"d5_{k}": v for k, v in five.items()},
+        **{f"unmodeled_{k}": v for k, v in unmodeled.items()},
         "seeds": args.seeds,
         "samples": args.samples,
         "seconds": time.perf_counter() - begin,

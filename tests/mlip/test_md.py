@@ -42,7 +42,8 @@ def test_nve_conserves_energy_on_128_atoms_of_bcc_ta(ta_snap, tmp_path):
         trajectory=tmp_path / "md.traj",
         show_progress=False,
     )
-    assert log.drift_per_atom(len(atoms)) < 1e-4
+    # Measured 9.9e-6 eV/atom over these 200 steps of 1 fs (the README quotes it).
+    assert log.drift_per_atom(len(atoms)) < 2e-5
     assert 150 < np.mean(log.temperature[10:]) < 450
     assert (tmp_path / "md.traj").stat().st_size > 0
     # The bcc lattice energy of this potential (-11.8 eV/atom, near Ta's cohesive energy).

@@ -101,3 +101,24 @@ def test_chain_checks_its_wiring():
         chain({"temperature_C": torch.ones(1), "cold_work": torch.ones(1)})
     with pytest.raises(ValueError, match="positive"):
         HallPetchLink(PHASES, sigma0=[-1.0, 2.0])
+
+
+def test_unmodeled_martensite_carbon_effect_follows_the_lever_rule():
+    from matforge.psp.generator import DualPhaseSteel
+
+    plain, carbon = DualPhaseSteel(), DualPhaseSteel(martensite_carbon_exponent=0.5)
+    grain = torch.tensor([8.0, 8.0], dtype=torch.float64)
+    martensite = torch.tensor([1.0, 0.3], dtype=torch.float64)
+    structure = {
+        "grain_size_um": grain,
+        "fraction_martensite": martensite,
+        "fraction_ferrite": 1 - martensite,
+    }
+    base = plain.strength(structure)
+    changed = carbon.strength(structure)
+    hall_petch = 0.40 * (8e-6) ** -0.5
+    # All martensite: it holds the bulk 0.10 wt% C, sigma0 scales by sqrt(0.10 / 0.3).
+    assert float(changed[0]) == pytest.approx(900.0 * (0.1 / 0.3) ** 0.5 + hall_petch)
+    # f_M = 0.3: C_M = (0.10 - 0.02 * 0.7) / 0.3 = 0.2867 wt%.
+    factor = ((0.10 - 0.02 * 0.7) / 0.3 / 0.3) ** 0.5
+    assert float(changed[1] - base[1]) == pytest.approx(0.3 * 900.0 * (factor - 1))

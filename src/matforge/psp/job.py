@@ -62,6 +62,13 @@ class DataSpec(StrictModel):
     source: Literal["generator", "csv"] = "generator"
     samples: int = Field(2000, ge=10, description="generator: number of experiments")
     noise: bool = True
+    martensite_carbon_exponent: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="generator: carbon dependence of martensite strength (0: off), an "
+        "effect the Hall-Petch link lacks",
+    )
     margin: float = Field(
         0.1,
         ge=0,
@@ -175,7 +182,8 @@ def load_table(config: PspConfig) -> pd.DataFrame:
                 f"and time_h required); the config names {sorted(bounds)}"
             )
         rng = np.random.default_rng(config.seed)
-        return DualPhaseSteel().sample(spec.samples, rng, bounds, noise=spec.noise)
+        steel = DualPhaseSteel(martensite_carbon_exponent=spec.martensite_carbon_exponent)
+        return steel.sample(spec.samples, rng, bounds, noise=spec.noise)
     if spec.path is None:
         raise ConfigError("data.source 'csv' needs data.path")
     return read_table(spec.path, config)
@@ -345,7 +353,9 @@ def run_design(config: PspConfig, ensemble: ChainEnsemble) -> DesignOutcome:
     truth = grid_process = grid_value = None
     seconds, count = 0.0, 0
     if config.data.source == "generator":
-        true_property = DualPhaseSteel().truth_of
+        true_property = DualPhaseSteel(
+            martensite_carbon_exponent=config.data.martensite_carbon_exponent
+        ).truth_of
 
         at = {k: torch.tensor([v], dtype=torch.float64) for k, v in result.process.items()}
         truth = float(true_property(at)[0])

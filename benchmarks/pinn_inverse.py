@@ -63,36 +63,81 @@ def errors_pct(moduli, interfaces, true_moduli, true_interfaces, extent=1.0):
     )
 
 
-def deepxde_bar(
-    observed: np.ndarray, settings: BarSettings, width: float
-) -> tuple[np.ndarray, np.ndarray]:
-    os.environ.setdefault("DDE_BACKEND", "pytorch")
-    import deepxde as dde
+class _DeepXDELayers:
+    """The layers' unknowns as DeepXDE external variables, with matforge's bounded, ordered
+    parameterization (log-uniform moduli in [0.1, 100] E_ref, interfaces from softmax
+    thicknesses of at least min_thickness): without it DeepXDE's moduli run off (a layer
+    stiffens without bound and vanishes). Also sets DeepXDE up (float64, seed)."""
 
-    dde.config.set_default_float("float64")
-    dde.config.set_random_seed(settings.seed)
-    u_ref = GEOMETRY["end_force"] * GEOMETRY["length"] / (GEOMETRY["area"] * E_REF)
-    b = GEOMETRY["body_force"] * GEOMETRY["length"] / GEOMETRY["end_force"]
-    # the same bounded, ordered parameterization as matforge's (log-uniform moduli in
-    # [0.1, 100] E_ref, interfaces from softmax thicknesses of at least min_thickness):
-    # without it DeepXDE's moduli run off (a layer stiffens without bound and vanishes)
-    low, high = settings.modulus_bounds
-    raw_moduli = [dde.Variable(0.0) for _ in range(3)]
-    raw_thickness = [dde.Variable(0.0) for _ in range(3)]
+    def __init__(self, settings: BarSettings) -> None:
+        os.environ.setdefault("DDE_BACKEND", "pytorch")
+        import deepxde as dde
 
-    def moduli_and_interfaces():
-        moduli = low * (high / low) ** torch.sigmoid(torch.stack(raw_moduli))
-        free = 1.0 - 3 * settings.min_thickness
-        thickness = settings.min_thickness + free * torch.softmax(torch.stack(raw_thickness), 0)
+        dde.config.set_default_float("float64")
+        dde.config.set_random_seed(settings.seed)
+        self.settings = settings
+        self.raw_moduli = [dde.Variable(0.0) for _ in range(3)]
+        self.raw_thickness = [dde.Variable(0.0) for _ in range(3)]
+        self.variables = [*self.raw_moduli, *self.raw_thickness]
+
+    def moduli_and_interfaces(self) -> tuple[torch.Tensor, torch.Tensor]:
+        low, high = self.settings.modulus_bounds
+        moduli = low * (high / low) ** torch.sigmoid(torch.stack(self.raw_moduli))
+        free = 1.0 - 3 * self.settings.min_thickness
+        thickness = self.settings.min_thickness + free * torch.softmax(
+            torch.stack(self.raw_thickness), 0
+        )
         return moduli, torch.cumsum(thickness, 0)[:-1]
 
-    def modulus(x):
-        moduli, interfaces = moduli_and_interfaces()
+    def modulus(self, x: torch.Tensor, width: float) -> torch.Tensor:
+        """The compliance-blended sigmoid modulus (series layers), (N, 1)."""
+        moduli, interfaces = self.moduli_and_interfaces()
         steps = torch.sigmoid((x - interfaces) / width)  # (N, 2)
         compliance = 1 / moduli
         return 1 / (
             compliance[0] + (steps * (compliance[1:] - compliance[:-1])).sum(1, keepdim=True)
         )
+
+    def train(
+        self, model: object, weights: list[float], callbacks: list = (), before_lbfgs=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Adam then L-BFGS with matforge's step counts; the moduli (Pa) and interfaces (m)."""
+        import deepxde as dde
+
+        settings = self.settings
+        model.compile(
+            "adam",
+            lr=settings.learning_rate,
+            external_trainable_variables=self.variables,
+            loss_weights=weights,
+        )
+        model.train(
+            iterations=settings.adam_steps,
+            display_every=10**9,
+            verbose=0,
+            callbacks=list(callbacks),
+        )
+        if before_lbfgs is not None:
+            before_lbfgs()
+        dde.optimizers.set_LBFGS_options(maxiter=settings.lbfgs_steps)
+        model.compile("L-BFGS", external_trainable_variables=self.variables, loss_weights=weights)
+        model.train(display_every=10**9, verbose=0)
+        with torch.no_grad():
+            moduli, interfaces = self.moduli_and_interfaces()
+        return moduli.numpy() * E_REF, interfaces.numpy() * GEOMETRY["length"]
+
+
+def deepxde_bar(
+    observed: np.ndarray, settings: BarSettings, width: float
+) -> tuple[np.ndarray, np.ndarray]:
+    layers = _DeepXDELayers(settings)
+    import deepxde as dde
+
+    u_ref = GEOMETRY["end_force"] * GEOMETRY["length"] / (GEOMETRY["area"] * E_REF)
+    b = GEOMETRY["body_force"] * GEOMETRY["length"] / GEOMETRY["end_force"]
+
+    def modulus(x):
+        return layers.modulus(x, width)
 
     def pde(x, u):
         du = dde.grad.jacobian(u, x)
@@ -113,53 +158,22 @@ def deepxde_bar(
         domain, pde, conditions, num_domain=settings.collocation - 2, num_boundary=2
     )
     net = dde.nn.FNN([1, *settings.hidden, 1], "tanh", "Glorot normal")
-    model = dde.Model(data, net)
-    variables = [*raw_moduli, *raw_thickness]
-    weights = [1.0, 1.0, 1.0, settings.data_weight]
-    model.compile(
-        "adam",
-        lr=settings.learning_rate,
-        external_trainable_variables=variables,
-        loss_weights=weights,
-    )
-    model.train(iterations=settings.adam_steps, display_every=10**9, verbose=0)
-    dde.optimizers.set_LBFGS_options(maxiter=settings.lbfgs_steps)
-    model.compile("L-BFGS", external_trainable_variables=variables, loss_weights=weights)
-    model.train(display_every=10**9, verbose=0)
-    with torch.no_grad():
-        moduli, interfaces = moduli_and_interfaces()
-    return moduli.numpy() * E_REF, interfaces.numpy() * GEOMETRY["length"]
+    return layers.train(dde.Model(data, net), [1.0, 1.0, 1.0, settings.data_weight])
 
 
 def deepxde_bar_mixed(observed: np.ndarray, settings: BarSettings) -> tuple[np.ndarray, np.ndarray]:
     """DeepXDE on matforge's formulation (module docstring: what still differs)."""
-    os.environ.setdefault("DDE_BACKEND", "pytorch")
+    layers = _DeepXDELayers(settings)
     import deepxde as dde
 
     from matforge.pinn.layered import NarrowingWidth
 
-    dde.config.set_default_float("float64")
-    dde.config.set_random_seed(settings.seed)
     u_ref = GEOMETRY["end_force"] * GEOMETRY["length"] / (GEOMETRY["area"] * E_REF)
     b = GEOMETRY["body_force"] * GEOMETRY["length"] / GEOMETRY["end_force"]
-    low, high = settings.modulus_bounds
-    raw_moduli = [dde.Variable(0.0) for _ in range(3)]
-    raw_thickness = [dde.Variable(0.0) for _ in range(3)]
     width = NarrowingWidth(settings.width_start, settings.width_end, settings.adam_steps)
 
-    def moduli_and_interfaces():
-        moduli = low * (high / low) ** torch.sigmoid(torch.stack(raw_moduli))
-        free = 1.0 - 3 * settings.min_thickness
-        thickness = settings.min_thickness + free * torch.softmax(torch.stack(raw_thickness), 0)
-        return moduli, torch.cumsum(thickness, 0)[:-1]
-
     def modulus(x):
-        moduli, interfaces = moduli_and_interfaces()
-        steps = torch.sigmoid((x - interfaces) / width.value)
-        compliance = 1 / moduli
-        return 1 / (
-            compliance[0] + (steps * (compliance[1:] - compliance[:-1])).sum(1, keepdim=True)
-        )
+        return layers.modulus(x, width.value)
 
     def pde(x, y):
         du = dde.grad.jacobian(y, x, i=0)
@@ -189,31 +203,14 @@ def deepxde_bar_mixed(observed: np.ndarray, settings: BarSettings) -> tuple[np.n
     net = dde.nn.FNN([3, *settings.hidden, 2], "tanh", "Glorot normal")
 
     def cusp_features(x):
-        _, interfaces = moduli_and_interfaces()
+        _, interfaces = layers.moduli_and_interfaces()
         cusp = torch.sqrt((x - interfaces) ** 2 + settings.cusp_width**2)
         return torch.cat([x, cusp], dim=1)
 
     net.apply_feature_transform(cusp_features)
     net.apply_output_transform(lambda x, y: torch.cat([x * y[:, :1], y[:, 1:]], dim=1))
-    model = dde.Model(data, net)
-    variables = [*raw_moduli, *raw_thickness]
     weights = [1.0, 1.0, 1.0, settings.data_weight]
-    model.compile(
-        "adam",
-        lr=settings.learning_rate,
-        external_trainable_variables=variables,
-        loss_weights=weights,
-    )
-    model.train(
-        iterations=settings.adam_steps, display_every=10**9, verbose=0, callbacks=[Narrowing()]
-    )
-    width.finish()
-    dde.optimizers.set_LBFGS_options(maxiter=settings.lbfgs_steps)
-    model.compile("L-BFGS", external_trainable_variables=variables, loss_weights=weights)
-    model.train(display_every=10**9, verbose=0)
-    with torch.no_grad():
-        moduli, interfaces = moduli_and_interfaces()
-    return moduli.numpy() * E_REF, interfaces.numpy() * GEOMETRY["length"]
+    return layers.train(dde.Model(data, net), weights, [Narrowing()], width.finish)
 
 
 def run_bar(noise: float, with_deepxde: bool, width: float) -> dict:

@@ -5,8 +5,9 @@ Acceptance: the same stable composition sets at >= 99% of points, phase fraction
 with its cause; one where pycalphad did not converge, or where its total G is higher than
 matforge's (pycalphad missed the global minimum; confirmed by evaluating pycalphad's own
 `calculate` at matforge's site fractions, `reference.verify_with_pycalphad`), is
-pycalphad's, and is not counted against matforge. The multicomponent grids have many of those (pycalphad 0.11.2 fails to
-converge at 3% of the Al-Co-Cr-Ni and 14% of the Co-Cr-Fe-Mn-Ni points here).
+pycalphad's, and is not counted against matforge. The multicomponent grids have many of
+those (pycalphad 0.11.2 fails to converge at 3% of the Al-Co-Cr-Ni and 14% of the
+Co-Cr-Fe-Mn-Ni points here).
 """
 
 from __future__ import annotations

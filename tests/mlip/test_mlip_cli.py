@@ -123,3 +123,57 @@ def test_convert_to_an_ase_database_keeps_labels_and_groups(emt_data, tmp_path):
     assert [a.info["group"] for a in read_structures(out)][7:9] == ["bulk", "strained"]
     again = CliRunner().invoke(app, ["mlip", "convert", str(data), str(out)])
     assert again.exit_code != 0  # an existing database is never overwritten
+
+
+def test_gap_fit_eval_md_round_trip(emt_data):
+    """`model: gap` through the same CLI: fit, model file, eval and MD with it."""
+    folder, data, _ = emt_data
+    config = folder / "gap.yaml"
+    config.write_text(
+        f"""name: cu-gap
+runs_dir: {folder / "runs"}
+model: gap
+data: {{format: ase, path: {data}}}
+descriptor: {{kind: soap, elements: [Cu], cutoff: 4.0, n_max: 4, l_max: 4, atom_sigma: 0.5}}
+gap: {{n_sparse: 24, default_sigma: [0.002, 0.02, 0.02]}}
+fit: {{test_fraction: 0.25}}
+"""
+    )
+    runner = CliRunner()
+    fitted = runner.invoke(app, ["mlip", "fit", str(config), "--json"])
+    assert fitted.exit_code == 0, fitted.output
+    metrics = json.loads(fitted.stdout)
+    assert metrics["model"] == "gap"
+    assert metrics["sparse_points"] == 24
+    assert metrics["errors"]["test_force_rmse"] < 0.1  # eV/A on EMT Cu (rattle 0.05)
+    run = folder / "runs" / metrics["run"].split("/")[-1]
+    evaluated = runner.invoke(app, ["mlip", "eval", str(run / "model.pt"), str(data), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    structure = folder / "cu_gap.cif"
+    write(structure, bulk("Cu", "fcc", a=3.61, cubic=True))
+    md = runner.invoke(
+        app,
+        [
+            "mlip",
+            "md",
+            str(run / "model.pt"),
+            str(structure),
+            "--steps",
+            "5",
+            "--json",
+            "--trajectory",
+            str(folder / "gap.traj"),
+        ],
+    )
+    assert md.exit_code == 0, md.output
+    bad = folder / "gap_bad.yaml"
+    bad.write_text(config.read_text().replace("n_sparse: 24", "n_sparse: 5000"))
+    refused = runner.invoke(app, ["mlip", "fit", str(bad)])
+    assert refused.exit_code != 0
+    assert "n_sparse = 5000 is larger than" in refused.output
+    assert "Traceback" not in refused.output
+    mismatched = folder / "gap_kind.yaml"
+    mismatched.write_text(config.read_text().replace("model: gap", "model: snap"))
+    refused = runner.invoke(app, ["mlip", "fit", str(mismatched)])
+    assert refused.exit_code != 0
+    assert "needs descriptor.kind 'snap'" in refused.output

@@ -27,7 +27,7 @@ def fit_command(
     override: OverridesOption = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Fit a SNAP potential on energies, forces and stresses; write model, errors, plots."""
+    """Fit a SNAP or GAP potential on energies, forces and stresses; write model, errors, plots."""
     from matforge.core.config import load_config
     from matforge.mlip.job import MlipFitConfig, run_fit
     from matforge.mlip.report import write_fit_run
@@ -41,11 +41,18 @@ def fit_command(
         return
     console = stdout_console()
     table = result.errors[result.errors.weighting == "unweighted"]
-    console.print(
-        f"fitted {metrics['coefficients']} coefficients on {metrics['train_structures']} "
-        f"structures ({metrics['test_structures']} held out), solver {config.fit.solver}"
-        + (f", alpha {result.alpha:g}" if config.fit.solver == "ridge" else "")
-    )
+    if config.model == "gap":
+        console.print(
+            f"fitted a GAP with {metrics['sparse_points']} sparse points on "
+            f"{metrics['train_structures']} structures ({metrics['test_structures']} held out) "
+            f"in {metrics['fit_seconds']:.1f} s"
+        )
+    else:
+        console.print(
+            f"fitted {metrics['coefficients']} coefficients on {metrics['train_structures']} "
+            f"structures ({metrics['test_structures']} held out), solver {config.fit.solver}"
+            + (f", alpha {result.alpha:g}" if config.fit.solver == "ridge" else "")
+        )
     console.print("unweighted errors (energy eV/atom, force eV/A, stress bar):")
     console.print(
         table[["split", "group", "kind", "count", "mae", "rmse"]].to_string(

@@ -3,9 +3,9 @@
 A configuration is an ASE `Atoms` with its labels in a `SinglePointCalculator` (energy in
 eV, forces in eV/A, stress in eV/A^3 with ASE's sign convention) and its group and weights
 in `atoms.info` ("group"). Readers: extended XYZ and anything else ASE reads
-(`read_structures`), ASE databases, and FitSNAP's JSON (`read_fitsnap_json`,
-`read_fitsnap_groups`). `write_database` stores a set in an ASE database (SQLite by
-default).
+(`read_structures`), ASE databases, FitSNAP's JSON (`read_fitsnap_json`,
+`read_fitsnap_groups`) and mlearn's JSON (`read_mlearn_json`). `write_database` stores a
+set in an ASE database (SQLite by default).
 """
 
 from __future__ import annotations
@@ -138,3 +138,71 @@ def write_database(structures: Sequence[Atoms], path: str | Path) -> Path:
         for atoms in structures:
             db.write(atoms, group=str(atoms.info.get("group", "")))
     return path
+
+
+#: mlearn's `virial_stress` is VASP's stress in kBar, positive when compressed: the Elastic
+#: groups show it (Si: a strain of -0.0198 along x gives +29.5, i.e. C11 ~ 149 GPa, the PBE
+#: value; Mo: C11 ~ 530 GPa; in eV/A^3 or GPa the moduli would be off by 10^2 - 10^3).
+KBAR = 1000.0 * BAR  # eV/A^3 per kBar, LAMMPS's conversion as for FitSNAP's bar
+
+#: Shear order of `virial_stress`. Si, Ge and Li: xy yz xz (a cell sheared in yz carries its
+#: largest shear stress in column 4). Mo: xy xz yz (its yz-sheared cells peak in column 5),
+#: checked in tests/mlip/test_mlearn_data.py on every Elastic configuration.
+MLEARN_SHEAR_ORDER = {"Mo": ("xy", "xz", "yz")}
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def read_mlearn_json(
+    path: str | Path, *, shear_order: tuple[str, str, str] | None = None
+) -> list[Atoms]:
+    """mlearn's training/test JSON (pymatgen Structure dicts with `outputs`): energies (eV),
+    forces (eV/A) and stresses (ASE convention, eV/A^3) converted from kBar; the group in
+    `atoms.info["group"]`. `shear_order` overrides the element's known column order."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        records = json.loads(path.read_text())
+    except ValueError as error:
+        raise ConfigError(f"{path}: not JSON ({error})") from None
+    if not isinstance(records, list):
+        raise ConfigError(f"{path}: expected a JSON list of mlearn records")
+    structures = []
+    for index, record in enumerate(records):
+        where = f"{path} record {index}"
+        try:
+            lattice = np.asarray(record["structure"]["lattice"]["matrix"], dtype=np.float64)
+            sites = record["structure"]["sites"]
+            positions = np.asarray([site["xyz"] for site in sites], dtype=np.float64)
+            symbols = [site["species"][0]["element"] for site in sites]
+            outputs = record["outputs"]
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise ConfigError(f"{where}: not an mlearn record (missing or bad {error})") from None
+        atoms = Atoms(symbols=symbols, positions=positions, cell=lattice, pbc=True)
+        energy = outputs.get("energy")
+        forces = outputs.get("forces")
+        if forces is not None:
+            forces = np.asarray(forces, dtype=np.float64)
+            if forces.shape != (len(atoms), 3):
+                raise ConfigError(
+                    f"{where}: forces have shape {forces.shape}, expected ({len(atoms)}, 3)"
+                )
+        stress = None
+        if outputs.get("virial_stress") is not None:
+            values = np.asarray(outputs["virial_stress"], dtype=np.float64)
+            if values.shape != (6,):
+                raise ConfigError(f"{where}: virial_stress needs 6 numbers, got {values.shape}")
+            order = shear_order or MLEARN_SHEAR_ORDER.get(
+                record.get("element", ""), ("xy", "yz", "xz")
+            )
+            tensor = np.diag(values[:3])
+            for column, name in zip(values[3:], order, strict=True):
+                a, b = _AXES[name[0]], _AXES[name[1]]
+                tensor[a, b] = tensor[b, a] = column
+            stress = -tensor * KBAR
+        atoms.info["group"] = str(record.get("group", "all"))
+        atoms.info["source"] = where
+        structures.append(
+            _labelled(atoms, None if energy is None else float(energy), forces, stress)
+        )
+    return structures

@@ -16,6 +16,11 @@ def evaluate_potential(potential: Potential, data: str | Path, *, chunk: int = 4
     """MAE and RMSE per group of energy (eV/atom), force components (eV/A), stress (bar)."""
     data = Path(data)
     structures = read_fitsnap_groups(data) if data.is_dir() else read_structures(data)
+    return evaluate_structures(potential, structures, chunk=chunk)
+
+
+def evaluate_structures(potential: Potential, structures: list, *, chunk: int = 40) -> pd.DataFrame:
+    """`evaluate_potential` on structures in memory."""
     residuals: dict[tuple[str, str], list[np.ndarray]] = {}
     for start in track(range(0, len(structures), chunk), description="evaluate"):
         part = structures[start : start + chunk]

@@ -18,12 +18,16 @@ import torch
 
 from matforge.core.errors import ConfigError
 from matforge.core.modelfile import load_record, save_record
+from matforge.mlip.gap import GapModel
 from matforge.mlip.potential import LinearModel, Potential
 from matforge.mlip.snap import Bispectrum, SnapParameters
+from matforge.mlip.soap import SOAP, SoapParameters
 from matforge.mlip.zbl import ZBL
 
 FORMAT = "matforge-potential"
-FORMAT_VERSION = 1
+#: 2: SOAP descriptors and GAP models (version-1 files, SNAP only, still load)
+FORMAT_VERSION = 2
+GAP_TENSORS = ("sparse_features", "sparse_species", "alpha", "e0", "cholesky_mm", "r_factor")
 UNITS = {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"}
 
 
@@ -34,12 +38,20 @@ def _descriptor_spec(descriptor: torch.nn.Module) -> dict[str, Any]:
         settings["weight"] = dict(settings["weight"])
         settings["unsupported"] = {}
         return {"kind": "snap", "settings": settings}
+    if isinstance(descriptor, SOAP):
+        settings = dataclasses.asdict(descriptor.parameters)
+        settings["elements"] = list(settings["elements"])
+        return {"kind": "soap", "settings": settings}
     raise ConfigError(f"cannot save a descriptor of type {type(descriptor).__name__}")
 
 
 def _model_spec(model: torch.nn.Module) -> dict[str, Any]:
     if isinstance(model, LinearModel):
         return {"kind": "linear", "coefficients": model.coefficients.detach().clone()}
+    if isinstance(model, GapModel):
+        spec: dict[str, Any] = {"kind": "gap", "delta": model.delta, "zeta": model.zeta}
+        spec.update({name: getattr(model, name).detach().clone() for name in GAP_TENSORS})
+        return spec
     raise ConfigError(f"cannot save an atomic model of type {type(model).__name__}")
 
 
@@ -74,14 +86,32 @@ def load_potential(path: str | Path) -> Potential:
     record = load_record(path, FORMAT, FORMAT_VERSION, "matforge potential")
     descriptor_kind = record.part("descriptor", "kind")
     model_kind = record.part("model", "kind")
-    if descriptor_kind != "snap" or model_kind != "linear":
+    if (descriptor_kind, model_kind) not in (("snap", "linear"), ("soap", "gap")):
         raise ConfigError(f"{record.path}: unknown parts {descriptor_kind!r}/{model_kind!r}")
     try:
-        descriptor = Bispectrum(SnapParameters(**record.part("descriptor", "settings")))
-        coefficients = record.part("model", "coefficients")
-        model = LinearModel(coefficients.shape[0], coefficients.shape[1] - 1)
-        with torch.no_grad():
-            model.coefficients.copy_(coefficients)
+        settings = record.part("descriptor", "settings")
+        if descriptor_kind == "snap":
+            descriptor = Bispectrum(SnapParameters(**settings))
+            coefficients = record.part("model", "coefficients")
+            model = LinearModel(coefficients.shape[0], coefficients.shape[1] - 1)
+            with torch.no_grad():
+                model.coefficients.copy_(coefficients)
+        else:
+            descriptor = SOAP(
+                SoapParameters(**{**settings, "elements": tuple(settings["elements"])})
+            )
+            tensors = {name: record.part("model", name) for name in GAP_TENSORS}
+            model = GapModel(
+                tensors["sparse_features"],
+                tensors["sparse_species"],
+                tensors["alpha"],
+                tensors["e0"],
+                delta=record.part("model", "delta"),
+                zeta=record.part("model", "zeta"),
+            )
+            model.cholesky_mm, model.r_factor = tensors["cholesky_mm"], tensors["r_factor"]
+            if model.sparse_features.shape[1] != descriptor.n_features:
+                raise ValueError("sparse points do not match the descriptor's feature count")
         reference = None
         if record.get("reference") is not None:
             spec = record["reference"]

@@ -15,12 +15,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from matforge.core.config import JobConfig, StrictModel
 from matforge.core.errors import ConfigError
@@ -32,8 +32,10 @@ from matforge.mlip.zbl import ZBL
 
 
 class DataConfig(StrictModel):
-    format: Literal["fitsnap-json", "ase"] = "fitsnap-json"
-    path: Path = Field(description="folder of FitSNAP group folders, or a file ASE reads")
+    format: Literal["fitsnap-json", "ase", "mlearn-json"] = "fitsnap-json"
+    path: Path = Field(
+        description="folder of FitSNAP group folders, a file ASE reads, or mlearn's JSON"
+    )
     groups: list[str] | None = Field(None, description="FitSNAP groups to read (default all)")
 
 
@@ -47,6 +49,35 @@ class SnapConfig(StrictModel):
     weight: dict[str, float]
     bzeroflag: bool = False
     quadraticflag: bool = False
+
+
+class SoapConfig(StrictModel):
+    kind: Literal["soap"] = "soap"
+    elements: list[str] = Field(min_length=1)
+    cutoff: float = Field(gt=0)
+    cutoff_transition_width: float = Field(0.5, ge=0)
+    n_max: int = Field(8, ge=1, le=20)
+    l_max: int = Field(8, ge=0, le=16)
+    atom_sigma: float = Field(0.5, gt=0)
+    radial_basis: Literal["gto", "polynomial"] = "gto"
+    center_atom_weight: float = Field(1.0, ge=0)
+    normalize: bool = True
+
+
+class GapConfig(StrictModel):
+    """gap_fit's settings (its names); sigmas are [energy, force, virial]."""
+
+    zeta: float = Field(4.0, gt=0)
+    delta: float = Field(1.0, gt=0)
+    n_sparse: int = Field(1000, ge=1)
+    sparse_method: Literal["cur", "fps", "random"] = "cur"
+    sparse_jitter: float = Field(1e-10, ge=0)
+    default_sigma: tuple[float, float, float] = (0.01, 0.05, 0.01)
+    group_sigma: dict[str, tuple[float, float, float]] = Field(default_factory=dict)
+    sigma_per_atom: bool = True
+    e0: dict[str, float] | Literal["average"] = "average"
+    fit_forces: bool = True
+    fit_virials: bool = True
 
 
 class ZBLConfig(StrictModel):
@@ -67,9 +98,21 @@ class FitConfig(StrictModel):
     validation_fraction: float = Field(0.2, gt=0, lt=1)
 
 
+def _descriptor_kind(value: Any) -> str:
+    """`kind` of a descriptor section; SNAP when left out (configs written before GAP)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "snap"))
+    return str(getattr(value, "kind", "snap"))
+
+
 class MlipFitConfig(JobConfig):
+    model: Literal["snap", "gap"] = "snap"
     data: DataConfig
-    descriptor: SnapConfig
+    descriptor: Annotated[
+        Annotated[SnapConfig, Tag("snap")] | Annotated[SoapConfig, Tag("soap")],
+        Discriminator(_descriptor_kind),
+    ]
+    gap: GapConfig = Field(default_factory=GapConfig)
     reference: ZBLConfig | None = None
     weights: dict[str, tuple[float, float, float]] = Field(
         default_factory=dict, description="group: [energy, force, stress (bar)] weights"
@@ -77,12 +120,22 @@ class MlipFitConfig(JobConfig):
     default_weights: tuple[float, float, float] = (1.0, 1.0, 0.0)
     fit: FitConfig = Field(default_factory=FitConfig)
 
+    @property
+    def elements(self) -> list[str]:
+        d = self.descriptor
+        return list(d.radius) if isinstance(d, SnapConfig) else list(d.elements)
+
     @model_validator(mode="after")
     def _consistent(self) -> MlipFitConfig:
-        if set(self.descriptor.radius) != set(self.descriptor.weight):
+        wanted = "soap" if self.model == "gap" else "snap"
+        if self.descriptor.kind != wanted:
+            raise ValueError(f"model {self.model!r} needs descriptor.kind {wanted!r}")
+        if isinstance(self.descriptor, SnapConfig) and set(self.descriptor.radius) != set(
+            self.descriptor.weight
+        ):
             raise ValueError("descriptor.radius and descriptor.weight must name the same elements")
         if self.reference is not None:
-            if set(self.reference.charges) != set(self.descriptor.radius):
+            if set(self.reference.charges) != set(self.elements):
                 raise ValueError("reference.charges must name the descriptor's elements")
             if self.reference.inner >= self.reference.outer:
                 raise ValueError("reference.inner must be smaller than reference.outer")
@@ -117,23 +170,42 @@ def snap_potential(d: SnapConfig, reference_config: ZBLConfig | None = None) -> 
         quadraticflag=d.quadraticflag,
     )
     descriptor = Bispectrum(parameters)
-    reference = None
-    if reference_config is not None:
-        r = reference_config
-        reference = ZBL({e: r.charges[e] for e in parameters.elements}, r.inner, r.outer)
+    reference = _zbl(reference_config, parameters.elements)
     return Potential(
         descriptor, LinearModel(len(parameters.elements), descriptor.n_features), reference
     )
 
 
 def build_potential(config: MlipFitConfig) -> Potential:
+    if isinstance(config.descriptor, SoapConfig):
+        from matforge.mlip.gap import gap_potential
+        from matforge.mlip.soap import SoapParameters
+
+        d = config.descriptor.model_dump(exclude={"kind"})
+        parameters = SoapParameters(**{**d, "elements": tuple(d["elements"])})
+        return gap_potential(parameters, _zbl(config.reference, parameters.elements))
     return snap_potential(config.descriptor, config.reference)
+
+
+def _zbl(reference_config: ZBLConfig | None, elements) -> ZBL | None:
+    if reference_config is None:
+        return None
+    r = reference_config
+    return ZBL({e: r.charges[e] for e in elements}, r.inner, r.outer)
 
 
 def load_training_data(config: DataConfig) -> list:
     if config.format == "fitsnap-json":
         return read_fitsnap_groups(config.path, config.groups)
-    return read_structures(config.path)
+    if config.format == "mlearn-json":
+        from matforge.mlip.data import read_mlearn_json
+
+        structures = read_mlearn_json(config.path)
+    else:
+        structures = read_structures(config.path)
+    if config.groups is not None:
+        structures = [a for a in structures if str(a.info.get("group", "all")) in config.groups]
+    return structures
 
 
 def split_by_group(groups: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,9 +232,14 @@ def _score(system: LinearSystem, coefficients: np.ndarray) -> float:
 
 
 def run_fit(config: MlipFitConfig) -> FitResult:
+    """Fit the configured potential (SNAP by linear least squares, GAP as gap_fit does)."""
     structures = load_training_data(config.data)
     if not structures:
         raise ConfigError(f"{config.data.path}: no configurations found")
+    if config.model == "gap":
+        from matforge.mlip.gap_job import run_gap_fit
+
+        return run_gap_fit(config, structures)
     potential = build_potential(config)
     groups = [str(a.info.get("group", "all")) for a in structures]
     weights = {g: GroupWeights(*config.weights.get(g, config.default_weights)) for g in set(groups)}

@@ -12,28 +12,38 @@ from matforge.mlip.job import FitResult
 from matforge.mlip.lammps_files import write_snap_files
 
 
-def _parity(result: FitResult, kind: int, label: str, unit: str):
+def parity_figure(series: list[tuple[str, np.ndarray, np.ndarray, str]], xlabel: str, ylabel: str):
+    """Predicted against reference values, one scatter per (label, truth, predicted, colour)."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
-    coefficients = result.potential.model.coefficients.detach().numpy().reshape(-1)
-    for split, indices, colour in (("train", result.train, "C0"), ("test", result.test, "C3")):
-        if len(indices) == 0:
-            continue
-        part = result.system.subset(indices)
-        rows = part.kind == kind
-        axis.scatter(
-            part.b[rows], part.a[rows] @ coefficients, s=4, alpha=0.5, c=colour, label=split
-        )
+    for label, truth, predicted, colour in series:
+        axis.scatter(truth, predicted, s=4, alpha=0.5, c=colour, label=label)
     low, high = axis.get_xlim()
     axis.plot([low, high], [low, high], "k--", lw=0.8)
-    axis.set_xlabel(f"DFT - reference {label} ({unit})")
-    axis.set_ylabel(f"SNAP {label} ({unit})")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
     axis.legend()
     figure.tight_layout()
     return figure
 
 
+def _parity(result: FitResult, kind: int, label: str, unit: str):
+    coefficients = result.potential.model.coefficients.detach().numpy().reshape(-1)
+    series = []
+    for split, indices, colour in (("train", result.train, "C0"), ("test", result.test, "C3")):
+        if len(indices) == 0:
+            continue
+        part = result.system.subset(indices)
+        rows = part.kind == kind
+        series.append((split, part.b[rows], part.a[rows] @ coefficients, colour))
+    return parity_figure(series, f"DFT - reference {label} ({unit})", f"SNAP {label} ({unit})")
+
+
 def write_fit_run(result: FitResult) -> tuple[RunDirectory, dict[str, Any]]:
+    from matforge.mlip.gap_job import GapFitResult, write_gap_fit_run
+
+    if isinstance(result, GapFitResult):
+        return write_gap_fit_run(result)
     config = result.config
     run = RunDirectory.create(config.name, config.runs_dir)
     run.write_config(config)

@@ -160,3 +160,21 @@ def test_saved_gap_loads_with_identical_predictions_and_variances(tmp_path, allo
     after = predict_with_variance(loaded, test)
     np.testing.assert_array_equal(before.forces, after.forces)
     np.testing.assert_array_equal(before.force_variance, after.force_variance)
+
+
+def test_kernel_rows_reproduce_the_fitted_forces_and_virials(alloy_fit):
+    """The rows the fit solves with are the derivatives the potential predicts with."""
+    from matforge.mlip.gap import kernel_rows
+
+    potential = alloy_fit.potential
+    atoms = labelled(77, ("Cu", "Ni"), (2, 1, 1))
+    batch = potential.batch([atoms])
+    energy, forces, virials, _ = kernel_rows(potential.descriptor, potential.model, batch)
+    alpha = potential.model.alpha
+    out = potential(batch)
+    e0 = float(potential.model.e0[batch.species].sum())
+    assert abs(float(energy[0] @ alpha) + e0 - float(out.energy[0])) < 1e-10
+    assert (forces @ alpha - out.forces).abs().max() < 1e-10
+    stress = -out.stress[0] * atoms.get_volume()
+    voigt = torch.stack([stress[a, b] for a, b in ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))])
+    assert (virials[0] @ alpha - voigt).abs().max() < 1e-10

@@ -191,3 +191,19 @@ def test_malformed_structure_files_name_the_file(tmp_path):
     fake_db.write_text("not sqlite")
     with pytest.raises(ConfigError, match=r"fake\.db: not a readable ASE database"):
         read_structures(fake_db)
+
+
+def test_quadratic_design_matrix_by_product_rule_equals_one_pass_per_column(snap_factory):
+    """Quadratic SNAP rows come from the linear part's pair Jacobian and the product rule;
+    they must equal the generic path (one backward pass per column)."""
+    from matforge.mlip.descriptors import design_matrix
+
+    potential = snap_factory(("Ta", "W"), quadraticflag=True, zbl=None)
+    batch = potential.batch([rattled(["Ta", "W", "Ta", "W"] * 4, seed=3), rattled(seed=4)])
+    fast = design_matrix(potential.descriptor, batch)
+    potential.descriptor.__dict__["linear_part"] = None  # the generic path
+    generic = design_matrix(potential.descriptor, batch)
+    for name in ("energy", "forces", "stress", "atoms"):
+        a, b = getattr(fast, name), getattr(generic, name)
+        assert a.shape == b.shape
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name

@@ -3,7 +3,8 @@
 The loop (`ActiveLearner`, `run_active_learning`): fit a linear potential (SNAP) on the
 labels so far (`LinearTrainer`); explore with MD driven by it (`MDExplorer`) or offer a
 pool (`PoolExplorer`); measure each candidate's uncertainty (`LinearCommitteeUncertainty`,
-`CommitteeUncertainty`, `LeverageGrade`, `MaxVolGrade`); select a batch between thresholds
+`CommitteeUncertainty`, `LeverageGrade`, `MaxVolGrade`; with GAP, `GapTrainer` and its
+own predictive variance `GPVarianceUncertainty`); select a batch between thresholds
 without near-duplicates (`select_batch`); label it with an expensive oracle
 (`CalculatorOracle` for any ASE calculator, `PyscfOracle`) in parallel on Dask
 (`OracleRunner`); store everything as it arrives (`ActiveStore`); repeat.
@@ -11,6 +12,7 @@ without near-duplicates (`select_batch`); label it with an expensive oracle
 
 from matforge.active.config import ActiveConfig
 from matforge.active.explore import MDExplorer, PoolExplorer, Stage
+from matforge.active.gap import GapTrainer, GPVarianceUncertainty
 from matforge.active.loop import ActiveLearner, run_active_learning
 from matforge.active.model import LinearTrainer, RowWeights
 from matforge.active.oracle import CalculatorOracle, Labels, Oracle, PyscfOracle
@@ -35,6 +37,8 @@ __all__ = [
     "CalculatorOracle",
     "CommitteeUncertainty",
     "DesignCache",
+    "GPVarianceUncertainty",
+    "GapTrainer",
     "Labels",
     "LeverageGrade",
     "LinearCommitteeUncertainty",

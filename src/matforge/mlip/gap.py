@@ -80,10 +80,7 @@ class GapModel(torch.nn.Module):
         variances `prior` (R,)."""
         if not self.has_variance:
             raise ConfigError("this GAP carries no posterior factors; refit it to get variances")
-        chol, r = self.cholesky_mm.numpy(), self.r_factor.numpy()
-        nystrom = scipy.linalg.solve_triangular(chol, k_star.T, lower=True)
-        posterior = scipy.linalg.solve_triangular(r, k_star.T, trans="T", lower=False)
-        return prior - (nystrom**2).sum(axis=0) + (posterior**2).sum(axis=0)
+        return dtc_variance(self.cholesky_mm.numpy(), self.r_factor.numpy(), k_star, prior)
 
     @property
     def n_sparse(self) -> int:
@@ -99,6 +96,15 @@ class GapModel(torch.nn.Module):
 
     def forward(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         return self.kernel(features, species) @ self.alpha + self.e0[species]
+
+
+def dtc_variance(
+    cholesky_mm: np.ndarray, r_factor: np.ndarray, k_star: np.ndarray, prior: np.ndarray
+) -> np.ndarray:
+    """prior - |L^-1 k*|^2 + |R^-T k*|^2 per row of k_star (R, M)."""
+    nystrom = scipy.linalg.solve_triangular(cholesky_mm, k_star.T, lower=True)
+    posterior = scipy.linalg.solve_triangular(r_factor, k_star.T, trans="T", lower=False)
+    return prior - (nystrom**2).sum(axis=0) + (posterior**2).sum(axis=0)
 
 
 def gap_potential(
@@ -186,6 +192,28 @@ def _labels(
     return float(results["energy"]), np.asarray(results["forces"]), virial
 
 
+@dataclass(frozen=True)
+class Environments:
+    """SOAP features and their pair Jacobian for one batch, reusable across sparse sets."""
+
+    batch: AtomsBatch
+    vectors: torch.Tensor
+    features: torch.Tensor
+    jacobian: torch.Tensor
+    keep: torch.Tensor
+
+    @classmethod
+    def of(cls, descriptor: SOAP, batch: AtomsBatch) -> Environments:
+        pairs = batch.pairs
+        vectors, _ = batch.strained(
+            batch.positions, torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
+        )
+        q, dq, keep = descriptor.jacobian(
+            vectors, pairs.center, batch.species[pairs.neighbor], batch.species
+        )
+        return cls(batch, vectors.detach(), q, dq, keep)
+
+
 def kernel_rows(
     descriptor: SOAP,
     model: GapModel,
@@ -194,15 +222,13 @@ def kernel_rows(
     forces: bool = True,
     virials: bool = True,
     pair_chunk: int = 4000,
+    environments: Environments | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Kernel rows against the sparse set: total energy (S, M), forces (N, 3, M) as -dE/dr,
     virials (S, 6, M) as -dE/d strain (Voigt order of VOIGT), and the per-atom rows (N, M)."""
     pairs = batch.pairs
-    vectors, _ = batch.strained(
-        batch.positions, torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
-    )
-    neighbor_species = batch.species[pairs.neighbor]
-    q, dq, keep = descriptor.jacobian(vectors, pairs.center, neighbor_species, batch.species)
+    env = environments if environments is not None else Environments.of(descriptor, batch)
+    vectors, q, dq, keep = env.vectors, env.features, env.jacobian, env.keep
     similarity = model.similarity(q, batch.species)
     atom_rows = model.delta**2 * similarity**model.zeta
     energy = batch.sum_per_structure(atom_rows)
@@ -215,7 +241,6 @@ def kernel_rows(
         center, neighbor = pairs.center[keep], pairs.neighbor[keep]
         kept_vectors = vectors[keep]
         owner = pairs.structure[keep]
-        rows, cols = zip(*VOIGT, strict=True)
         for start in range(0, len(center), pair_chunk):
             part = slice(start, start + pair_chunk)
             # dE_m / d r_p = (dq_p . q_m) slope[i(p), m], (p, 3, M)
@@ -225,9 +250,10 @@ def kernel_rows(
                 force_rows.index_add_(0, neighbor[part], -grad)
                 force_rows.index_add_(0, center[part], grad)
             if virials:
-                outer = kept_vectors[part][:, :, None, None] * grad[:, None, :, :]  # (p, 3, 3, M)
-                voigt = 0.5 * (outer[:, list(rows), list(cols)] + outer[:, list(cols), list(rows)])
-                virial_rows.index_add_(0, owner[part], -voigt)
+                v = kept_vectors[part]
+                for column, (a, b) in enumerate(VOIGT):
+                    sym = 0.5 * (v[:, a, None] * grad[:, b] + v[:, b, None] * grad[:, a])
+                    virial_rows[:, column].index_add_(0, owner[part], -sym)
     return energy, force_rows, virial_rows, atom_rows
 
 

@@ -22,7 +22,7 @@ from ase import Atoms
 
 from matforge.core.errors import ConfigError
 from matforge.mlip.batch import AtomsBatch
-from matforge.mlip.gap import GapFit, GapModel, kernel_rows
+from matforge.mlip.gap import Environments, GapFit, GapModel, kernel_rows
 from matforge.mlip.potential import Potential
 from matforge.mlip.soap import SOAP
 
@@ -50,16 +50,16 @@ def _derivative_entries(
 
 
 def prior_force_variance(
-    descriptor: SOAP, model: GapModel, batch: AtomsBatch, *, atom_chunk: int = 64
+    descriptor: SOAP,
+    model: GapModel,
+    batch: AtomsBatch,
+    *,
+    atom_chunk: int = 64,
+    environments: Environments | None = None,
 ) -> torch.Tensor:
     """Prior variance of every force component (N, 3) of the batch's structures."""
-    vectors, _ = batch.strained(
-        batch.positions, torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
-    )
-    pairs = batch.pairs
-    q, dq, keep = descriptor.jacobian(
-        vectors, pairs.center, batch.species[pairs.neighbor], batch.species
-    )
+    env = environments if environments is not None else Environments.of(descriptor, batch)
+    q, dq, keep = env.features, env.jacobian, env.keep
     moved, owner, blocks = _derivative_entries(batch, dq, keep)
     n = len(q)
     counts = torch.bincount(moved, minlength=n)
@@ -112,15 +112,13 @@ def predict_with_variance(
         part = list(structures[start : start + chunk])
         batch = potential.batch(part)
         out = potential(batch, stress=False)
-        energy_rows, force_rows, _, _ = kernel_rows(descriptor, model, batch, virials=False)
-        vectors, _ = batch.strained(
-            batch.positions, torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
+        env = Environments.of(descriptor, batch)
+        energy_rows, force_rows, _, _ = kernel_rows(
+            descriptor, model, batch, virials=False, environments=env
         )
-        pairs = batch.pairs
-        with torch.no_grad():
-            q = descriptor(vectors, pairs.center, batch.species[pairs.neighbor], batch.species)
-        prior_e = prior_energy_variance(model, q, batch).numpy()
-        prior_f = prior_force_variance(descriptor, model, batch).numpy().reshape(-1)
+        prior_e = prior_energy_variance(model, env.features, batch).numpy()
+        prior_f = prior_force_variance(descriptor, model, batch, environments=env)
+        prior_f = prior_f.numpy().reshape(-1)
         e_var.append(model.variance_of_rows(energy_rows.numpy(), prior_e))
         k_f = force_rows.reshape(-1, force_rows.shape[-1]).numpy()
         f_var.append(model.variance_of_rows(k_f, prior_f).reshape(-1, 3))

@@ -22,6 +22,7 @@ Not implemented: `chemflag` (explicit multi-element bispectrum), `bnormflag`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -178,6 +179,14 @@ class Bispectrum(torch.nn.Module):
     @property
     def cutoff(self) -> float:
         return self.parameters.max_cutoff
+
+    @cached_property
+    def linear_part(self) -> Bispectrum | None:
+        """The same bispectrum without quadratic terms (None for a linear one): design
+        matrices of quadratic SNAP use it with the product rule."""
+        if not self.parameters.quadraticflag:
+            return None
+        return Bispectrum(dataclasses.replace(self.parameters, quadraticflag=False))
 
     @property
     def n_features(self) -> int:

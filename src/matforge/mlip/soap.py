@@ -402,11 +402,28 @@ class SOAP(torch.nn.Module):
             return q, dq, keep
 
     def _pair_term_derivatives(self, vectors: torch.Tensor) -> torch.Tensor:
-        """d(pair term)/d r_p, (P, 3, n_max, (l_max + 1)^2), by forward-mode AD per axis."""
-        columns = []
+        """d(pair term)/d r_p, (P, 3, n_max, (l_max + 1)^2): the radial part by the chain
+        rule, d Y(r / |r|) / dr = (1 - u u^T) grad_u Y / |r| with grad_u Y by forward-mode AD
+        of the (cheap) harmonics alone."""
+        l_max = self.parameters.l_max
+        r = vectors.norm(dim=-1)
+        unit = vectors / r[:, None]
+
+        def radial(distance: torch.Tensor) -> torch.Tensor:
+            return self.radial(distance) * self.cutoff_function(distance)[:, None, None]
+
+        values, slope = torch.func.jvp(radial, (r,), (torch.ones_like(r),))
+        harmonics = real_spherical_harmonics(unit, l_max)
+        grads = []
         for axis in range(3):
-            tangent = torch.zeros_like(vectors)
+            tangent = torch.zeros_like(unit)
             tangent[:, axis] = 1.0
-            _, dual = torch.func.jvp(self.pair_terms, (vectors,), (tangent,))
-            columns.append(dual)
-        return torch.stack(columns, dim=1)
+            grads.append(
+                torch.func.jvp(lambda u: real_spherical_harmonics(u, l_max), (unit,), (tangent,))[1]
+            )
+        grad_u = torch.stack(grads, dim=1)  # (P, 3, lm)
+        along = (unit[:, :, None] * grad_u).sum(dim=1, keepdim=True)
+        d_harmonics = (grad_u - unit[:, :, None] * along) / r[:, None, None]
+        values, slope = values[:, :, self.l_of_lm], slope[:, :, self.l_of_lm]
+        radial_part = slope[:, None] * (unit[:, :, None] * harmonics[:, None, :])[:, :, None, :]
+        return radial_part + values[:, None] * d_harmonics[:, :, None, :]

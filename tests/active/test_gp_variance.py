@@ -1,0 +1,78 @@
+"""GAP's predictive variance as the active-learning uncertainty."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matforge.active import GapTrainer, GPVarianceUncertainty, select_batch
+from matforge.mlip.gap import GapSettings, gap_potential, kernel_rows
+from matforge.mlip.gap_variance import predict_with_variance
+from matforge.mlip.soap import SoapParameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mlip"))
+from test_gap import labelled
+
+SETTINGS = GapSettings(n_sparse=40, default_sigma=(0.002, 0.02, 0.02), fit_virials=False)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    template = gap_potential(SoapParameters(("Cu",), cutoff=4.0, n_max=3, l_max=3, atom_sigma=0.5))
+    train = [labelled(s, repeat=(2, 1, 1), rattle=0.05) for s in range(4)]
+    return GapTrainer(template, SETTINGS).fit(train)
+
+
+def test_estimate_is_the_predicted_force_sigma(fitted):
+    pool = [labelled(s, repeat=(2, 1, 1), rattle=r) for s, r in ((10, 0.05), (11, 0.3))]
+    estimate = GPVarianceUncertainty(fitted, SETTINGS).estimate(pool)
+    prediction = predict_with_variance(fitted, pool)
+    sigma = np.sqrt(prediction.force_variance.reshape(2, -1, 3).sum(axis=2))
+    np.testing.assert_allclose(np.stack(estimate.per_atom), sigma, rtol=1e-10)
+    # a strongly rattled configuration lies farther from the data: larger uncertainty
+    assert estimate.per_structure[1] > 2 * estimate.per_structure[0]
+
+
+def test_with_added_is_the_posterior_after_those_observations(fitted):
+    candidate = labelled(20, repeat=(2, 1, 1), rattle=0.3)
+    measure = GPVarianceUncertainty(fitted, SETTINGS)
+    updated = measure.with_added([candidate])
+    energy, force, _, _ = kernel_rows(
+        fitted.descriptor, fitted.model, fitted.batch([candidate]), virials=False
+    )
+    m = fitted.model.n_sparse
+    rows = np.vstack(
+        [energy.numpy() / (0.002 * np.sqrt(len(candidate))), force.reshape(-1, m).numpy() / 0.02]
+    )
+    r0 = fitted.model.r_factor.numpy()
+    np.testing.assert_allclose(
+        updated.r_factor.T @ updated.r_factor, r0.T @ r0 + rows.T @ rows, rtol=1e-9, atol=1e-9
+    )
+    # observations alone leave the variance outside the sparse set's span ...
+    before = measure.estimate([candidate]).per_structure[0]
+    observed = updated.estimate([candidate]).per_structure[0]
+    assert observed < before
+    # ... joining the sparse set too (as a refit would) removes most of the rest
+    train = [labelled(s, repeat=(2, 1, 1), rattle=0.05) for s in range(4)]
+    refit = GPVarianceUncertainty(fitted, SETTINGS, training=train).with_added([candidate])
+    assert refit.estimate([candidate]).per_structure[0] < 0.7 * observed
+
+
+def test_greedy_batch_runs_on_the_gp_variance_and_discounts_a_twin(fitted):
+    far = labelled(30, repeat=(2, 1, 1), rattle=0.45)
+    twin = far.copy()
+    twin.calc = far.calc
+    twin.positions += 1e-4
+    other = labelled(31, repeat=(2, 1, 1), rattle=0.3)
+    train = [labelled(s, repeat=(2, 1, 1), rattle=0.05) for s in range(4)]
+    measure = GPVarianceUncertainty(fitted, SETTINGS, training=train)
+    pool = [far, twin, other]
+    estimate = measure.estimate(pool)
+    picked = select_batch(pool, estimate, 2, lower=0.0, diversity="greedy", uncertainty=measure)
+    assert len(set(picked.indices)) == 2
+    after = measure.with_added([far]).estimate([twin]).per_structure[0]
+    # what stays is the force variance DTC cannot represent with value-only sparse points
+    assert after < 0.4 * estimate.per_structure[1]

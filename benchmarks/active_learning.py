@@ -16,6 +16,13 @@ and labels 2 configurations per iteration:
 The target force RMSE is 1.1 x that of SNAP fitted on the whole labelled pool; "calls" are
 oracle labels beyond the shared initial 2.
 
+With --gap, the same experiment is run with GAP as the model (SOAP n_max 6, l_max 4,
+cutoff 4.6 A, atom_sigma 0.5, zeta 4, up to 300 CUR sparse points; sigmas 0.002 eV/atom and
+0.02 eV/A set a priori for EMT's noise-free labels): `gap-variance` selects by the GP's
+predicted force sigma with the greedy batch (the variance after adding a pick, its atoms
+joining the sparse set), `gap-random` uniformly; GAP's target is 1.1 x the error of GAP
+fitted on the whole pool.
+
 Two pools (--pools): `skewed` (above: exploration that oversamples the easy states, where
 uncertainty-driven selection has the most to gain) and `matched`, drawn like the test set
 (the same five states, 100 frames each, from MD runs with their own seed): there random
@@ -44,6 +51,8 @@ from ase.units import fs
 from matforge.active import (
     CalculatorOracle,
     DesignCache,
+    GapTrainer,
+    GPVarianceUncertainty,
     LeverageGrade,
     LinearCommitteeUncertainty,
     LinearTrainer,
@@ -51,8 +60,10 @@ from matforge.active import (
     select_batch,
 )
 from matforge.active.store import new_uid
+from matforge.mlip.gap import GapSettings, gap_potential
 from matforge.mlip.job import SnapConfig, snap_potential
 from matforge.mlip.md import set_thermal_momenta
+from matforge.mlip.soap import SoapParameters
 
 POOL = [
     ("bulk", 300, 300),
@@ -74,6 +85,10 @@ TEST = [
 MATCHED_POOL = [(name, temperature, 100) for name, temperature, _ in TEST]
 POOLS = {"skewed": (POOL, 1), "matched": (MATCHED_POOL, 3)}  # spec, MD seed (test: 2)
 STRATEGIES = ("committee", "grade", "leverage", "random")
+GAP_STRATEGIES = ("gap-variance", "gap-random")
+GAP_SETTINGS = GapSettings(
+    n_sparse=300, default_sigma=(0.002, 0.02, 0.02), fit_virials=False, sparse_method="cur"
+)
 
 
 def systems() -> dict[str, Atoms]:
@@ -166,6 +181,77 @@ def run_strategy(strategy, seed, pool, test, trainer, oracle, budget, batch) -> 
     return curve
 
 
+def gap_trainer() -> GapTrainer:
+    parameters = SoapParameters(("Cu",), cutoff=4.6, n_max=6, l_max=4, atom_sigma=0.5)
+    return GapTrainer(gap_potential(parameters), GAP_SETTINGS)
+
+
+def gap_force_rmse(potential, test: list[Atoms]) -> float:
+    out = potential(potential.batch(test), stress=False)
+    truth = np.concatenate([a.get_forces() for a in test])
+    return float(np.sqrt(np.mean((out.forces.numpy() - truth) ** 2)))
+
+
+def run_gap_strategy(strategy, seed, pool, test, trainer, labels, budget, batch, cache) -> list:
+    rng = np.random.default_rng([seed, 99])
+    room = [i for i, a in enumerate(pool) if a.info["origin"] == "bulk-300"]
+    chosen = list(rng.choice(room, 2, replace=False))
+    training = [labels[i] for i in chosen]
+    potential = trainer.fit(training)
+    curve = [(0, gap_force_rmse(potential, test))]
+    while len(chosen) - 2 < budget:
+        remaining = [i for i in range(len(pool)) if i not in set(chosen)]
+        if strategy == "gap-random":
+            picked = list(rng.choice(len(remaining), batch, replace=False))
+        else:
+            candidates = [pool[i] for i in remaining]
+            measure = GPVarianceUncertainty(potential, GAP_SETTINGS, cache=cache, training=training)
+            estimate = measure.estimate(candidates)
+            picked = select_batch(
+                candidates, estimate, batch, lower=0.0, diversity="greedy", uncertainty=measure
+            ).indices
+        chosen += [remaining[i] for i in picked]
+        training = [labels[i] for i in chosen]
+        potential = trainer.fit(training)
+        curve.append((len(chosen) - 2, gap_force_rmse(potential, test)))
+    return curve
+
+
+def run_gap(pool: list[Atoms], everything: list[Atoms], test: list[Atoms], args) -> dict:
+    start = time.perf_counter()
+    trainer = gap_trainer()
+    full = gap_force_rmse(trainer.fit(everything), test)
+    target = args.target_factor * full
+    cache: dict = {}
+    curves = {s: [] for s in GAP_STRATEGIES}
+    seconds = {}
+    for strategy in GAP_STRATEGIES:
+        t0 = time.perf_counter()
+        for seed in range(args.seeds):
+            curves[strategy].append(
+                run_gap_strategy(
+                    strategy, seed, pool, test, trainer, everything, args.budget, args.batch, cache
+                )
+            )
+        seconds[strategy] = time.perf_counter() - t0
+    calls = {s: [calls_to(c, target) for c in curves[s]] for s in GAP_STRATEGIES}
+    median = {s: float(np.median(v)) for s, v in calls.items()}
+    print(f"GAP on the whole pool: force RMSE {full:.4f} eV/A; target {target:.4f} eV/A")
+    for s in GAP_STRATEGIES:
+        per_seed = " ".join("-" if np.isinf(v) else f"{v:g}" for v in calls[s])
+        at10 = np.median([dict(c).get(10, np.nan) for c in curves[s]])
+        print(f"{s:<13} {per_seed:<31} {median[s]:>7g} {at10:>17.4f} {seconds[s]:>8.1f}")
+    finite = lambda v: None if not np.isfinite(v) else v  # noqa: E731
+    return {
+        "calls_to_target_gap_variance": finite(median["gap-variance"]),
+        "calls_to_target_gap_random": finite(median["gap-random"]),
+        "ratio_gap_variance_vs_random": finite(median["gap-variance"] / median["gap-random"]),
+        "target_force_rmse_gap": target,
+        "full_pool_force_rmse_gap": full,
+        "gap_seconds": time.perf_counter() - start,
+    }
+
+
 def calls_to(curve: list[tuple], target: float) -> float:
     return next((calls for calls, rmse in curve if rmse <= target), float("inf"))
 
@@ -178,6 +264,7 @@ def main() -> None:
     parser.add_argument("--target-factor", type=float, default=1.1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/active_learning"))
     parser.add_argument("--pools", default="skewed,matched", help="comma-separated: skewed,matched")
+    parser.add_argument("--gap", action="store_true", help="also run the GAP strategies")
     args = parser.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -273,7 +360,8 @@ def run_pool(name: str, pool: list[Atoms], test: list[Atoms], args: argparse.Nam
     }
     (args.out / f"results_{name}.json").write_text(json.dumps(results, indent=1))
     finite = lambda v: None if not np.isfinite(v) else v  # noqa: E731
-    return {
+    gap = run_gap(pool, everything, test, args) if args.gap else {}
+    return gap | {
         "calls_to_target_committee": finite(median["committee"]),
         "calls_to_target_grade": finite(median["grade"]),
         "calls_to_target_leverage": finite(median["leverage"]),

@@ -76,3 +76,42 @@ def test_greedy_batch_runs_on_the_gp_variance_and_discounts_a_twin(fitted):
     after = measure.with_added([far]).estimate([twin]).per_structure[0]
     # what stays is the force variance DTC cannot represent with value-only sparse points
     assert after < 0.4 * estimate.per_structure[1]
+
+
+def test_active_learning_loop_trains_and_selects_with_gap(tmp_path):
+    """`potential.kind: soap` + `gp_variance`: the loop fits GAPs and labels by variance."""
+    import yaml
+
+    from matforge.active import run_active_learning
+    from matforge.active.config import ActiveConfig
+    from matforge.core.config import load_config
+
+    data = {
+        "name": "gap",
+        "runs_dir": str(tmp_path / "runs"),
+        "structures": [{"kind": "bulk", "symbol": "Cu", "a": 3.61, "repeat": [2, 2, 2]}],
+        "initial": {"count": 2, "rattle": 0.03},
+        "potential": {"kind": "soap", "elements": ["Cu"], "cutoff": 4.0, "n_max": 3, "l_max": 3},
+        "gap": {"n_sparse": 30, "default_sigma": [0.002, 0.02, 0.02], "fit_virials": False},
+        "uncertainty": {"measure": "gp_variance", "lower": 0.0, "upper": 100.0},
+        "selection": {"batch_size": 2},
+        "explore": {"kind": "md", "stages": [{"temperature": 900, "steps": 20}], "sample_every": 5},
+        "executor": {"kind": "serial"},
+        "test_set": {
+            "kind": "md",
+            "stages": [{"temperature": 900, "steps": 20}],
+            "frames_per_stage": 2,
+        },
+        "iterations": 1,
+    }
+    path = tmp_path / "gap.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = run_active_learning(load_config(path, ActiveConfig, []))
+    assert [c["oracle_calls"] for c in result.curve] == [2, 4]
+    assert result.curve[-1]["test_force_rmse"] < result.curve[0]["test_force_rmse"] * 1.5
+    picked = result.store.structures(role="train", status="labelled")
+    assert [a.info.get("measure") for a in picked].count("gp_variance") == 2
+    bad = dict(data, uncertainty={"measure": "maxvol", "lower": 1.0})
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(Exception, match="gp_variance"):
+        load_config(path, ActiveConfig, [])

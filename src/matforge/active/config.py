@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from matforge.active.structures import PerturbSpec, StructureSpec
 from matforge.core.config import JobConfig, StrictModel
-from matforge.mlip.job import SnapConfig, ZBLConfig
+from matforge.mlip.job import GapConfig, SnapConfig, SoapConfig, ZBLConfig, _descriptor_kind
 
 
 class FitSpec(StrictModel):
@@ -20,7 +20,9 @@ class FitSpec(StrictModel):
 
 
 class UncertaintySpec(StrictModel):
-    measure: Literal["committee", "leverage", "maxvol"] = "maxvol"
+    measure: Literal["committee", "leverage", "maxvol", "gp_variance"] = Field(
+        "maxvol", description="gp_variance (GAP's predicted force sigma) needs a SOAP potential"
+    )
     lower: float = Field(description="select configurations at or above this value")
     upper: float | None = Field(None, description="discard (and stop MD) above this value")
     members: int = Field(8, ge=2, description="committee size")
@@ -109,7 +111,11 @@ class ActiveConfig(JobConfig):
     )
     structures: list[StructureSpec] = Field(min_length=1, description="start structures")
     initial: PerturbSpec = Field(default_factory=PerturbSpec)
-    potential: SnapConfig
+    potential: Annotated[
+        Annotated[SnapConfig, Tag("snap")] | Annotated[SoapConfig, Tag("soap")],
+        Discriminator(_descriptor_kind),
+    ] = Field(description="SNAP (kind: snap, the default) or SOAP for a GAP (kind: soap)")
+    gap: GapConfig = Field(default_factory=GapConfig, description="GAP settings (kind: soap)")
     reference: ZBLConfig | None = None
     fit: FitSpec = Field(default_factory=FitSpec)
     uncertainty: UncertaintySpec
@@ -123,8 +129,16 @@ class ActiveConfig(JobConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> ActiveConfig:
-        if set(self.potential.radius) != set(self.potential.weight):
+        gap = isinstance(self.potential, SoapConfig)
+        if not gap and set(self.potential.radius) != set(self.potential.weight):
             raise ValueError("potential.radius and potential.weight must name the same elements")
+        if gap != (self.uncertainty.measure == "gp_variance"):
+            raise ValueError(
+                "uncertainty.measure 'gp_variance' goes with a SOAP GAP (potential.kind soap), "
+                "and a GAP with 'gp_variance' (committee and grades are for linear SNAP)"
+            )
+        if gap and self.selection.diversity == "fps":
+            raise ValueError("selection.diversity 'fps' needs SNAP rows; use greedy with a GAP")
         return self
 
     @property

@@ -59,7 +59,8 @@ class GapTrainer:
 
 
 def _key(atoms: Atoms) -> Any:
-    return atoms.info.get("uid", id(atoms))
+    """The cache key: the store's uid (an object id could be reused after it is freed)."""
+    return atoms.info.get("uid")
 
 
 class GPVarianceUncertainty:
@@ -92,7 +93,7 @@ class GPVarianceUncertainty:
         """Environments and prior variances of one configuration (kept across fits), with
         its kernel rows against `model`'s sparse set (the fitted one by default)."""
         key = _key(atoms)
-        entry = self.cache.get(key)
+        entry = self.cache.get(key) if key is not None else None
         descriptor = self.potential.descriptor
         model = model if model is not None else self.potential.model
         if entry is None:
@@ -106,7 +107,8 @@ class GPVarianceUncertainty:
                 .numpy()
                 .reshape(-1),
             }
-            self.cache[key] = entry
+            if key is not None:
+                self.cache[key] = entry
         if entry.get("model") is not model:
             energy, force, _, _ = kernel_rows(
                 descriptor, model, entry["batch"], virials=False, environments=entry["env"]

@@ -23,6 +23,7 @@ from ase import Atoms
 
 from matforge.active.config import ActiveConfig
 from matforge.active.explore import Exploration, MDExplorer, PoolExplorer, Stage
+from matforge.active.gap import GapTrainer, GPVarianceUncertainty
 from matforge.active.model import LinearTrainer, RowWeights, predict
 from matforge.active.oracle import CalculatorOracle, Oracle, PyscfOracle
 from matforge.active.parallel import OracleRunner
@@ -37,7 +38,7 @@ from matforge.active.uncertainty import (
 )
 from matforge.core.errors import ConfigError
 from matforge.core.progress import get_logger
-from matforge.mlip.job import snap_potential
+from matforge.mlip.job import SoapConfig, snap_potential, soap_potential
 from matforge.mlip.potential import Potential
 
 log = get_logger(__name__)
@@ -73,13 +74,21 @@ class ActiveLearner:
         self.config = config
         self.oracle = oracle if oracle is not None else make_oracle(config)
         self.store = ActiveStore(config.database_url)
-        self.template = snap_potential(config.potential, config.reference)
-        fit = config.fit
-        self.trainer = LinearTrainer(
-            self.template,
-            weights=RowWeights(fit.energy_weight, fit.force_weight, fit.stress_weight),
-            alpha=fit.alpha,
-        )
+        self.gap = isinstance(config.potential, SoapConfig)
+        self._gp_cache: dict = {}
+        if self.gap:
+            from matforge.mlip.gap_job import gap_settings
+
+            self.template = soap_potential(config.potential, config.reference)
+            self.trainer = GapTrainer(self.template, gap_settings(config))
+        else:
+            self.template = snap_potential(config.potential, config.reference)
+            fit = config.fit
+            self.trainer = LinearTrainer(
+                self.template,
+                weights=RowWeights(fit.energy_weight, fit.force_weight, fit.stress_weight),
+                alpha=fit.alpha,
+            )
         self._check_fingerprint()
 
     # -- set-up ------------------------------------------------------------------------
@@ -197,8 +206,16 @@ class ActiveLearner:
         return [f"row {k}: {report.errors[k][-1]}" for k in report.failed]
 
     # -- one iteration -----------------------------------------------------------------
-    def uncertainty(self, training: list[Atoms], iteration: int) -> Uncertainty:
+    def uncertainty(
+        self, training: list[Atoms], iteration: int, potential: Potential | None = None
+    ) -> Uncertainty:
         spec = self.config.uncertainty
+        if spec.measure == "gp_variance":
+            if potential is None:
+                potential = self.trainer.fit(training)
+            return GPVarianceUncertainty(
+                potential, self.trainer.settings, cache=self._gp_cache, training=training
+            )
         cache = self.trainer.cache
         if spec.measure == "committee":
             members = self.trainer.fit_committee(
@@ -255,15 +272,23 @@ class ActiveLearner:
             upper=spec.upper,
             diversity=diversity,
             uncertainty=uncertainty,
-            cache=self.trainer.cache,
+            cache=None if self.gap else self.trainer.cache,
         )
 
     def evaluate(self, potential: Potential, structures: list[Atoms]) -> dict[str, float]:
         if not structures:
             return {}
-        coefficients = potential.model.coefficients.detach().numpy().reshape(1, -1)
-        rows = self.trainer.cache.rows(structures, forces=True)
-        energies, forces = predict(rows, coefficients)
+        if self.gap:
+            out = potential(potential.batch(structures), stress=False)
+            counts = np.cumsum([0] + [len(a) for a in structures])
+            energies = [out.energy.numpy()[k : k + 1] for k in range(len(structures))]
+            forces = [
+                out.forces.numpy()[None, counts[k] : counts[k + 1]] for k in range(len(structures))
+            ]
+        else:
+            coefficients = potential.model.coefficients.detach().numpy().reshape(1, -1)
+            rows = self.trainer.cache.rows(structures, forces=True)
+            energies, forces = predict(rows, coefficients)
         e_err = [
             (e[0] - a.get_potential_energy()) / len(a)
             for e, a in zip(energies, structures, strict=True)
@@ -341,7 +366,7 @@ class ActiveLearner:
             if iteration >= self.config.iterations or (cap is not None and calls >= cap):
                 break
             started = time.perf_counter()
-            uncertainty = self.uncertainty(training, iteration + 1)
+            uncertainty = self.uncertainty(training, iteration + 1, potential)
             exploration = self.explorer().explore(potential, uncertainty, self.rng(6, iteration))
             selection = self.select(exploration, uncertainty, iteration + 1)
             if cap is not None:
@@ -366,7 +391,10 @@ class ActiveLearner:
                 break
             keep = {a.info["uid"] for a in training}
             keep |= {exploration.candidates[i].info["uid"] for i in selection.indices}
-            self.trainer.cache.retain(keep | self._test_uids())
+            if self.gap:
+                self._gp_cache = {k: v for k, v in self._gp_cache.items() if k in keep}
+            else:
+                self.trainer.cache.retain(keep | self._test_uids())
             self.store.add_pending(
                 [exploration.candidates[i] for i in selection.indices],
                 role="train",

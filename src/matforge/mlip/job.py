@@ -178,13 +178,18 @@ def snap_potential(d: SnapConfig, reference_config: ZBLConfig | None = None) -> 
 
 def build_potential(config: MlipFitConfig) -> Potential:
     if isinstance(config.descriptor, SoapConfig):
-        from matforge.mlip.gap import gap_potential
-        from matforge.mlip.soap import SoapParameters
-
-        d = config.descriptor.model_dump(exclude={"kind"})
-        parameters = SoapParameters(**{**d, "elements": tuple(d["elements"])})
-        return gap_potential(parameters, _zbl(config.reference, parameters.elements))
+        return soap_potential(config.descriptor, config.reference)
     return snap_potential(config.descriptor, config.reference)
+
+
+def soap_potential(d: SoapConfig, reference_config: ZBLConfig | None = None) -> Potential:
+    """An unfitted SOAP GAP from its settings, with optional ZBL."""
+    from matforge.mlip.gap import gap_potential
+    from matforge.mlip.soap import SoapParameters
+
+    settings = d.model_dump(exclude={"kind"})
+    parameters = SoapParameters(**{**settings, "elements": tuple(settings["elements"])})
+    return gap_potential(parameters, _zbl(reference_config, parameters.elements))
 
 
 def _zbl(reference_config: ZBLConfig | None, elements) -> ZBL | None:

@@ -63,3 +63,36 @@ def test_malformed_mlearn_files_name_the_record(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not JSON"):
         read_mlearn_json(path)
+
+
+def test_mlip_fit_reads_mlearn_json_with_a_group_filter(tmp_path):
+    from matforge.mlip.job import DataConfig, load_training_data
+
+    def record(group, energy):
+        return {
+            "structure": {
+                "lattice": {"matrix": (3.2 * np.eye(3)).tolist()},
+                "sites": [
+                    {"species": [{"element": "Mo", "occu": 1}], "xyz": [0, 0, 0]},
+                    {"species": [{"element": "Mo", "occu": 1}], "xyz": [1.6, 1.6, 1.6]},
+                ],
+            },
+            "element": "Mo",
+            "group": group,
+            "outputs": {
+                "energy": energy,
+                "forces": [[0.1, 0, 0], [-0.1, 0, 0]],
+                "virial_stress": [10.0, 10.0, 10.0, 1.0, 2.0, 3.0],
+            },
+        }
+
+    path = tmp_path / "mo.json"
+    path.write_text(json.dumps([record("Elastic", -21.0), record("Surface", -20.0)]))
+    structures = load_training_data(DataConfig(format="mlearn-json", path=path, groups=["Surface"]))
+    assert len(structures) == 1
+    atoms = structures[0]
+    assert atoms.get_potential_energy() == -20.0
+    stress = atoms.get_stress(voigt=False) / 0.0006241509
+    # 10 kBar compressive -> -10 kBar in ASE's sign; Mo's columns 4, 5 are xz, yz
+    np.testing.assert_allclose(np.diag(stress), [-10, -10, -10], rtol=1e-6)
+    np.testing.assert_allclose([stress[0, 1], stress[0, 2], stress[1, 2]], [-1, -2, -3], rtol=1e-6)

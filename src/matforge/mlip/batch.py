@@ -49,6 +49,34 @@ class AtomsBatch:
             elements=elements,
         )
 
+    def to(self, device: str | torch.device) -> AtomsBatch:
+        """The same batch with every tensor on `device` (e.g. "cuda")."""
+        pairs = self.pairs
+        return AtomsBatch(
+            self.positions.to(device),
+            self.cells.to(device),
+            self.species.to(device),
+            self.structure.to(device),
+            PairList(
+                pairs.center.to(device),
+                pairs.neighbor.to(device),
+                pairs.shift.to(device),
+                pairs.structure.to(device),
+            ),
+            self.elements,
+        )
+
+    def zero_strain(self, *, requires_grad: bool = False) -> torch.Tensor:
+        """(S, 3, 3) zeros on the batch's device: `strained` at no deformation."""
+        return torch.zeros(
+            self.n_structures,
+            3,
+            3,
+            dtype=self.positions.dtype,
+            device=self.positions.device,
+            requires_grad=requires_grad,
+        )
+
     @property
     def n_structures(self) -> int:
         return len(self.cells)
@@ -66,7 +94,7 @@ class AtomsBatch:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pair vectors (P, 3) of `positions` after the homogeneous deformation I + strain
         (S, 3, 3) of each structure; gradients w.r.t. strain at 0 give virials."""
-        deformation = torch.eye(3, dtype=strain.dtype) + strain
+        deformation = torch.eye(3, dtype=strain.dtype, device=strain.device) + strain
         moved = torch.einsum("nk,nkl->nl", positions, deformation[self.structure])
         cells = self.cells @ deformation
         return pair_vectors(self.pairs, moved, cells), cells

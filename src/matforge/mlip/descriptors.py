@@ -127,7 +127,7 @@ def pair_jacobian(
     """Features (N, K), d features_{center(p)} / d r_p (P, 3, K) and the pair vectors, by
     one batched backward pass over the K columns (a pair vector moves only its centre)."""
     pairs = batch.pairs
-    zero = torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
+    zero = batch.zero_strain()
     vectors = batch.strained(batch.positions, zero)[0].detach().requires_grad_(True)
     features = descriptor(vectors, pairs.center, batch.species[pairs.neighbor], batch.species)
     k = features.shape[1]

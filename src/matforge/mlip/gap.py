@@ -205,9 +205,7 @@ class Environments:
     @classmethod
     def of(cls, descriptor: SOAP, batch: AtomsBatch) -> Environments:
         pairs = batch.pairs
-        vectors, _ = batch.strained(
-            batch.positions, torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
-        )
+        vectors, _ = batch.strained(batch.positions, batch.zero_strain())
         q, dq, keep = descriptor.jacobian(
             vectors, pairs.center, batch.species[pairs.neighbor], batch.species
         )
@@ -357,9 +355,7 @@ def fit_gap(
     for start in range(0, len(structures), chunk):
         batch = potential.batch(list(structures[start : start + chunk]))
         with torch.no_grad():
-            vectors, _ = batch.strained(
-                batch.positions, torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64)
-            )
+            vectors, _ = batch.strained(batch.positions, batch.zero_strain())
             pairs = batch.pairs
             features.append(
                 descriptor(vectors, pairs.center, batch.species[pairs.neighbor], batch.species)

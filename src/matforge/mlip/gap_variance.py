@@ -64,7 +64,7 @@ def prior_force_variance(
     n = len(q)
     counts = torch.bincount(moved, minlength=n)
     width = int(counts.max()) if len(counts) else 0
-    slot = torch.arange(len(moved)) - torch.repeat_interleave(
+    slot = torch.arange(len(moved), device=moved.device) - torch.repeat_interleave(
         torch.cumsum(counts, 0) - counts, counts
     )
     z, d2 = model.zeta, model.delta**2
@@ -102,7 +102,8 @@ def prior_energy_variance(model: GapModel, q: torch.Tensor, batch: AtomsBatch) -
 def predict_with_variance(
     gap: GapFit | Potential, structures: Sequence[Atoms], *, chunk: int = 10
 ) -> GapPrediction:
-    """Energies, forces and their DTC predictive variances for `structures`."""
+    """Energies, forces and their DTC predictive variances for `structures`: variances of
+    the noise-free values; that of a (noisy) label adds its sigma^2."""
     potential = gap.potential if isinstance(gap, GapFit) else gap
     descriptor, model = potential.descriptor, potential.model
     if not isinstance(model, GapModel) or not isinstance(descriptor, SOAP):

@@ -143,7 +143,7 @@ class Potential(torch.nn.Module):
         with_model: bool,
     ) -> PotentialOutput:
         positions = batch.positions.clone().requires_grad_(forces)
-        strain = torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64, requires_grad=stress)
+        strain = batch.zero_strain(requires_grad=stress)
         with torch.enable_grad():
             vectors, _ = batch.strained(positions, strain)
             atomic = self.atomic_energies(batch, vectors, with_model=with_model)

@@ -310,9 +310,18 @@ class SOAP(torch.nn.Module):
         center_species: torch.Tensor,
     ) -> torch.Tensor:
         """Density coefficients c (N, n_species, n_max, (l_max + 1)^2) of N atoms."""
+        return self._accumulate(self.pair_terms(vectors), center, neighbor_species, center_species)
+
+    def _accumulate(
+        self,
+        terms: torch.Tensor,
+        center: torch.Tensor,
+        neighbor_species: torch.Tensor,
+        center_species: torch.Tensor,
+    ) -> torch.Tensor:
+        """Sum pair terms into c per atom and neighbour species, plus the centre's own."""
         p = self.parameters
         n_atoms, n_species = len(center_species), len(p.elements)
-        terms = self.pair_terms(vectors)
         slot = center * n_species + neighbor_species
         c = terms.new_zeros(n_atoms * n_species, *terms.shape[1:])
         c = c.index_add(0, slot, terms)
@@ -369,9 +378,9 @@ class SOAP(torch.nn.Module):
         with torch.no_grad():
             keep = vectors.norm(dim=-1) < p.cutoff
             vectors, center, neighbor_species = vectors[keep], center[keep], neighbor_species[keep]
-            c = self.expansion(vectors, center, neighbor_species, center_species)
+            terms, dterms = self._pair_terms_and_derivatives(vectors)  # dterms (P, 3, n, lm)
+            c = self._accumulate(terms, center, neighbor_species, center_species)
             raw = self.power_spectrum(c)
-            dterms = self._pair_term_derivatives(vectors)  # (P, 3, n, lm)
             s, n = len(p.elements), p.n_max
             ci = c[center].reshape(len(center), s * n, -1)  # (P, S n, lm)
             # A[p, x, l, n1, (b, n2)] = sum_m dterms[p, x, n1, lm] c_i[b, n2, lm]
@@ -401,8 +410,11 @@ class SOAP(torch.nn.Module):
             dq = (draw - qi * along) / norm[center][:, None, :]
             return q, dq, keep
 
-    def _pair_term_derivatives(self, vectors: torch.Tensor) -> torch.Tensor:
-        """d(pair term)/d r_p, (P, 3, n_max, (l_max + 1)^2): the radial part by the chain
+    def _pair_terms_and_derivatives(
+        self, vectors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair terms (as `pair_terms`) and d(pair term)/d r_p, (P, 3, n_max,
+        (l_max + 1)^2): the radial part by the chain
         rule, d Y(r / |r|) / dr = (1 - u u^T) grad_u Y / |r| with grad_u Y by forward-mode AD
         of the (cheap) harmonics alone."""
         l_max = self.parameters.l_max
@@ -426,4 +438,5 @@ class SOAP(torch.nn.Module):
         d_harmonics = (grad_u - unit[:, :, None] * along) / r[:, None, None]
         values, slope = values[:, :, self.l_of_lm], slope[:, :, self.l_of_lm]
         radial_part = slope[:, None] * (unit[:, :, None] * harmonics[:, None, :])[:, :, None, :]
-        return radial_part + values[:, None] * d_harmonics[:, :, None, :]
+        terms = values * harmonics[:, None, :]
+        return terms, radial_part + values[:, None] * d_harmonics[:, :, None, :]

@@ -40,6 +40,7 @@ from matforge.core.errors import ConfigError
 from matforge.core.progress import track
 from matforge.mlip.batch import AtomsBatch
 from matforge.mlip.descriptors import VOIGT
+from matforge.mlip.linear import read_labels
 from matforge.mlip.potential import Potential
 from matforge.mlip.soap import SOAP, SoapParameters
 from matforge.mlip.sparse import select_sparse
@@ -174,22 +175,12 @@ class KernelRows:
 def _labels(
     atoms: Atoms, index: int, want_virial: bool
 ) -> tuple[float, np.ndarray, np.ndarray | None]:
-    where = atoms.info.get("source", f"structure {index}")
-    calc = atoms.calc
-    results = getattr(calc, "results", {}) if calc is not None else {}
-    missing = [k for k in ("energy", "forces") if results.get(k) is None]
-    if missing:
-        raise ConfigError(f"{where}: the GAP fit needs {' and '.join(missing)} labels, missing")
-    stress = results.get("stress")
+    """Energy, forces and, when wanted and the cell is periodic, the virial -V stress."""
+    energy, forces, stress = read_labels(atoms, index)
     virial = None
     if want_virial and stress is not None and atoms.pbc.all():
-        full = np.asarray(stress)
-        if full.shape == (6,):
-            from ase.stress import voigt_6_to_full_3x3_stress
-
-            full = voigt_6_to_full_3x3_stress(full)
-        virial = -full * atoms.get_volume()
-    return float(results["energy"]), np.asarray(results["forces"]), virial
+        virial = -np.asarray(stress) * atoms.get_volume()
+    return float(energy), np.asarray(forces), virial
 
 
 @dataclass(frozen=True)

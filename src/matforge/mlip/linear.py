@@ -63,7 +63,9 @@ class LinearSystem:
         )
 
 
-def _labels(atoms: Atoms, index: int) -> tuple[float, np.ndarray, np.ndarray | None]:
+def read_labels(atoms: Atoms, index: int) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Energy, forces and (3x3 or None) stress of a labelled structure; a missing energy or
+    force label is a ConfigError naming the structure."""
     where = atoms.info.get("source", f"structure {index}")
     try:
         energy = atoms.get_potential_energy()
@@ -92,7 +94,7 @@ def assemble(potential: Potential, structures: Sequence[Atoms], *, chunk: int = 
         offsets = np.concatenate([[0], np.cumsum(counts)])
         for k, atoms in enumerate(part):
             index = start + k
-            energy, forces, stress = _labels(atoms, index)
+            energy, forces, stress = read_labels(atoms, index)
             n = counts[k]
             e_ref = float(reference.energy[k]) if reference is not None else 0.0
             f_ref = (

@@ -97,28 +97,53 @@ def real_spherical_harmonics(unit: torch.Tensor, l_max: int) -> torch.Tensor:
     Built from the Cartesian recursions of the associated Legendre polynomials and of
     (x + i y)^m, so they are polynomials in the components (smooth everywhere, no angles).
     """
+    return _harmonics(unit, l_max, gradient=False)[0]
+
+
+def real_spherical_harmonics_and_gradient(
+    unit: torch.Tensor, l_max: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Y_lm (P, L) and their gradients (P, 3, L) with respect to the three components of
+    `unit`, the polynomials differentiated as functions of independent x, y, z (project
+    with 1 - u u^T for the derivative on the sphere)."""
+    values, gradient = _harmonics(unit, l_max, gradient=True)
+    assert gradient is not None
+    return values, gradient
+
+
+def _harmonics(
+    unit: torch.Tensor, l_max: int, *, gradient: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The recursions with, when asked, their derivatives carried alongside (exact, and
+    far cheaper than forward-mode AD through the same graph)."""
     x, y, z = unit.unbind(-1)
-    cos_m = [torch.ones_like(x)]
-    sin_m = [torch.zeros_like(x)]
+    one, zero = torch.ones_like(x), torch.zeros_like(x)
+    # (x + i y)^m = cos_m + i sin_m; d/dx = m (x + i y)^(m-1), d/dy = i m (x + i y)^(m-1)
+    cos_m, sin_m = [one], [zero]
     for _ in range(l_max):
         c, s = cos_m[-1], sin_m[-1]
         cos_m.append(x * c - y * s)
         sin_m.append(x * s + y * c)
-    # q[ell][m] = P_l^m(z) / sin^m(theta), the part of the Legendre function without (x+iy)^m
-    q: list[list[torch.Tensor]] = [[torch.ones_like(z)]]
+    # q[l][m] = P_l^m(z) / sin^m(theta): the part of the Legendre function without
+    # (x + i y)^m, a polynomial in z alone; dq holds dq/dz
+    q: list[list[torch.Tensor]] = [[one]]
+    dq: list[list[torch.Tensor]] = [[zero]]
     for ell in range(1, l_max + 1):
-        row = []
+        row, drow = [], []
         for m in range(ell + 1):
             if m == ell:
                 row.append(-(2 * ell - 1) * q[ell - 1][ell - 1])
+                drow.append(zero)
             elif m == ell - 1:
                 row.append((2 * ell - 1) * z * q[ell - 1][m])
+                drow.append((2 * ell - 1) * (q[ell - 1][m] + z * dq[ell - 1][m]))
             else:
-                row.append(
-                    ((2 * ell - 1) * z * q[ell - 1][m] - (ell + m - 1) * q[ell - 2][m]) / (ell - m)
-                )
+                a, b = (2 * ell - 1) / (ell - m), (ell + m - 1) / (ell - m)
+                row.append(a * z * q[ell - 1][m] - b * q[ell - 2][m])
+                drow.append(a * (q[ell - 1][m] + z * dq[ell - 1][m]) - b * dq[ell - 2][m])
         q.append(row)
-    out = []
+        dq.append(drow)
+    values, grads = [], []
     for ell in range(l_max + 1):
         for m in range(-ell, ell + 1):
             a = abs(m)
@@ -126,12 +151,40 @@ def real_spherical_harmonics(unit: torch.Tensor, l_max: int) -> torch.Tensor:
                 (2 * ell + 1) / (4 * math.pi) * math.factorial(ell - a) / math.factorial(ell + a)
             )
             if m == 0:
-                out.append(norm * q[ell][0])
-            elif m > 0:
-                out.append(math.sqrt(2) * norm * q[ell][a] * cos_m[a])
-            else:
-                out.append(math.sqrt(2) * norm * q[ell][a] * sin_m[a])
-    return torch.stack(out, dim=-1)
+                values.append(norm * q[ell][0])
+                if gradient:
+                    grads.append(torch.stack([zero, zero, norm * dq[ell][0]], dim=-1))
+                continue
+            norm *= math.sqrt(2)
+            # Y = norm q(z) t(x, y), t = cos_a (m > 0) or sin_a (m < 0)
+            t = cos_m[a] if m > 0 else sin_m[a]
+            values.append(norm * q[ell][a] * t)
+            if gradient:
+                if m > 0:
+                    dtx, dty = a * cos_m[a - 1], -a * sin_m[a - 1]
+                else:
+                    dtx, dty = a * sin_m[a - 1], a * cos_m[a - 1]
+                qa = norm * q[ell][a]
+                grads.append(torch.stack([qa * dtx, qa * dty, norm * dq[ell][a] * t], dim=-1))
+    out = torch.stack(values, dim=-1)
+    return out, (torch.stack(grads, dim=-1) if gradient else None)
+
+
+def cosine_cutoff(
+    r: torch.Tensor, cutoff: float, width: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """QUIP's cutoff function and its derivative: 1 below cutoff - width, then
+    (1 + cos(pi t)) / 2 across the transition, 0 from the cutoff on (a step if width = 0)."""
+    inside = r < cutoff
+    if width == 0:
+        return inside.to(r.dtype), torch.zeros_like(r)
+    t = ((r - (cutoff - width)) / width).clamp(0.0, 1.0)
+    value = torch.where(inside, 0.5 * (1 + torch.cos(math.pi * t)), torch.zeros_like(r))
+    moving = inside & (r > cutoff - width)
+    slope = torch.where(
+        moving, -0.5 * math.pi / width * torch.sin(math.pi * t), torch.zeros_like(r)
+    )
+    return value, slope
 
 
 def _loewdin(gram: np.ndarray) -> np.ndarray:
@@ -272,28 +325,34 @@ class SOAP(torch.nn.Module):
 
     # -- pieces -----------------------------------------------------------------------
     def cutoff_function(self, r: torch.Tensor) -> torch.Tensor:
-        p = self.parameters
-        width = p.cutoff_transition_width
-        if width == 0:
-            return (r < p.cutoff).to(r.dtype)
-        inner = p.cutoff - width
-        t = ((r - inner) / width).clamp(0.0, 1.0)
-        return torch.where(r < p.cutoff, 0.5 * (1 + torch.cos(math.pi * t)), torch.zeros_like(r))
+        return self._cutoff_and_slope(r)[0]
 
     def radial(self, r: torch.Tensor) -> torch.Tensor:
         """I_nl(r) (P, n_max, l_max + 1) by cubic Hermite interpolation of the table."""
+        return self._radial(r, slope=False)[0]
+
+    def _radial(self, r: torch.Tensor, *, slope: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The spline and, when asked, its exact derivative in r."""
         h = self.spacing
         k = (r / h).floor().clamp(0, self.table.shape[0] - 2).long()
         t = (r / h - k)[:, None, None]
         y0, y1 = self.table[k], self.table[k + 1]
         d0, d1 = self.table_slope[k] * h, self.table_slope[k + 1] * h
         t2, t3 = t * t, t * t * t
-        return (
+        values = (
             (2 * t3 - 3 * t2 + 1) * y0
             + (t3 - 2 * t2 + t) * d0
             + (-2 * t3 + 3 * t2) * y1
             + (t3 - t2) * d1
         )
+        if not slope:
+            return values, None
+        dt = (6 * t2 - 6 * t) * (y0 - y1) + (3 * t2 - 4 * t + 1) * d0 + (3 * t2 - 2 * t) * d1
+        return values, dt / h
+
+    def _cutoff_and_slope(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.parameters
+        return cosine_cutoff(r, p.cutoff, p.cutoff_transition_width)
 
     def pair_terms(self, vectors: torch.Tensor) -> torch.Tensor:
         """f_c(r) I_nl(r) Y_lm(r^) per pair, (P, n_max, (l_max + 1)^2)."""
@@ -414,26 +473,15 @@ class SOAP(torch.nn.Module):
         self, vectors: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The pair terms (as `pair_terms`) and d(pair term)/d r_p, (P, 3, n_max,
-        (l_max + 1)^2): the radial part by the chain
-        rule, d Y(r / |r|) / dr = (1 - u u^T) grad_u Y / |r| with grad_u Y by forward-mode AD
-        of the (cheap) harmonics alone."""
-        l_max = self.parameters.l_max
+        (l_max + 1)^2): the radial part by the chain rule, d Y(r / |r|) / dr =
+        (1 - u u^T) grad_u Y / |r|, every derivative in closed form."""
         r = vectors.norm(dim=-1)
         unit = vectors / r[:, None]
-
-        def radial(distance: torch.Tensor) -> torch.Tensor:
-            return self.radial(distance) * self.cutoff_function(distance)[:, None, None]
-
-        values, slope = torch.func.jvp(radial, (r,), (torch.ones_like(r),))
-        harmonics = real_spherical_harmonics(unit, l_max)
-        grads = []
-        for axis in range(3):
-            tangent = torch.zeros_like(unit)
-            tangent[:, axis] = 1.0
-            grads.append(
-                torch.func.jvp(lambda u: real_spherical_harmonics(u, l_max), (unit,), (tangent,))[1]
-            )
-        grad_u = torch.stack(grads, dim=1)  # (P, 3, lm)
+        spline, spline_slope = self._radial(r, slope=True)
+        fc, fc_slope = self._cutoff_and_slope(r)
+        values = spline * fc[:, None, None]
+        slope = spline_slope * fc[:, None, None] + spline * fc_slope[:, None, None]
+        harmonics, grad_u = real_spherical_harmonics_and_gradient(unit, self.parameters.l_max)
         along = (unit[:, :, None] * grad_u).sum(dim=1, keepdim=True)
         d_harmonics = (grad_u - unit[:, :, None] * along) / r[:, None, None]
         values, slope = values[:, :, self.l_of_lm], slope[:, :, self.l_of_lm]

@@ -115,3 +115,25 @@ def test_active_learning_loop_trains_and_selects_with_gap(tmp_path):
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(Exception, match="gp_variance"):
         load_config(path, ActiveConfig, [])
+
+
+def test_estimate_and_greedy_update_cover_a_two_body_term():
+    from matforge.mlip.two_body import TwoBodySettings
+
+    settings = GapSettings(
+        n_sparse=40,
+        default_sigma=(0.002, 0.02, 0.02),
+        fit_virials=False,
+        two_body=TwoBodySettings(cutoff=4.0, cutoff_transition_width=1.0, delta=0.3),
+    )
+    template = gap_potential(SoapParameters(("Cu",), cutoff=4.0, n_max=3, l_max=3, atom_sigma=0.5))
+    train = [labelled(s, repeat=(2, 1, 1), rattle=0.05) for s in range(4)]
+    potential = GapTrainer(template, settings).fit(train)
+    pool = [labelled(s, repeat=(2, 1, 1), rattle=0.3) for s in (40, 41)]
+    measure = GPVarianceUncertainty(potential, settings, training=train)
+    estimate = measure.estimate(pool)
+    prediction = predict_with_variance(potential, pool)
+    sigma = np.sqrt(prediction.force_variance.reshape(2, -1, 3).sum(axis=2))
+    np.testing.assert_allclose(np.stack(estimate.per_atom), sigma, rtol=1e-10)
+    after = measure.with_added([pool[0]]).estimate(pool).per_structure
+    assert after[0] < 0.5 * estimate.per_structure[0]

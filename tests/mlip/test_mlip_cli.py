@@ -135,7 +135,8 @@ runs_dir: {folder / "runs"}
 model: gap
 data: {{format: ase, path: {data}}}
 descriptor: {{kind: soap, elements: [Cu], cutoff: 4.0, n_max: 4, l_max: 4, atom_sigma: 0.5}}
-gap: {{n_sparse: 24, default_sigma: [0.002, 0.02, 0.02]}}
+gap: {{n_sparse: 24, default_sigma: [0.002, 0.02, 0.02],
+      two_body: {{cutoff: 4.0, cutoff_transition_width: 1.0, n_sparse: 10}}}}
 fit: {{test_fraction: 0.25}}
 """
     )
@@ -145,6 +146,7 @@ fit: {{test_fraction: 0.25}}
     metrics = json.loads(fitted.stdout)
     assert metrics["model"] == "gap"
     assert metrics["sparse_points"] == 24
+    assert metrics["two_body_sparse_points"] == 10
     assert metrics["errors"]["test_force_rmse"] < 0.1  # eV/A on EMT Cu (rattle 0.05)
     run = folder / "runs" / metrics["run"].split("/")[-1]
     evaluated = runner.invoke(app, ["mlip", "eval", str(run / "model.pt"), str(data), "--json"])

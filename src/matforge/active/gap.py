@@ -4,7 +4,10 @@
 n_sparse capped at the environments there are, which early iterations have few of).
 `GPVarianceUncertainty` is the GP's own predictive uncertainty: per atom the norm of the
 predicted force standard deviations (eV/A, the committee measure's unit), per
-configuration the largest over its atoms. Its `with_added` returns the variance after
+configuration the largest over its atoms (`aggregate="max"`) or their root mean square
+(`"rms"`: the predicted force RMSE of the configuration, which ranks configurations by
+what they would add to an atom-averaged error rather than by their single most unusual
+atom). Its `with_added` returns the variance after
 hypothetically adding configurations as force and energy observations (a QR update of the
 posterior factor; labels are not needed), so the greedy batch selection of the grades
 works with it too. Features, Jacobians and prior variances of each configuration are
@@ -17,7 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
@@ -33,10 +36,12 @@ from matforge.mlip.gap import (
     dtc_variance,
     fit_gap,
     kernel_rows,
+    two_body_term,
 )
-from matforge.mlip.gap_variance import prior_energy_variance, prior_force_variance
+from matforge.mlip.gap_variance import prior_variances
 from matforge.mlip.potential import Potential
 from matforge.mlip.soap import SOAP
+from matforge.mlip.two_body import sparse_covariance
 
 
 class GapTrainer:
@@ -64,7 +69,13 @@ def _key(atoms: Atoms) -> Any:
 
 
 class GPVarianceUncertainty:
-    """Predicted force standard deviation of a fitted GAP, per atom and per configuration."""
+    """Predicted force standard deviation of a fitted GAP, per atom and per configuration.
+
+    The sparse set is the fitted model's plus, after `with_added`, blocks of hypothetical
+    sparse points; kernel rows are cached per configuration and block, so adding a block
+    costs only the new columns, and a pool is scored with one pair of triangular solves
+    per chunk of configurations.
+    """
 
     name = "gp_variance"
 
@@ -76,6 +87,10 @@ class GPVarianceUncertainty:
         cache: dict | None = None,
         r_factor: np.ndarray | None = None,
         training: Sequence[Atoms] | None = None,
+        blocks: Sequence[GapModel] | None = None,
+        cholesky: np.ndarray | None = None,
+        chunk: int = 64,
+        aggregate: Literal["max", "rms"] = "max",
     ) -> None:
         model = potential.model
         if not isinstance(model, GapModel) or not isinstance(potential.descriptor, SOAP):
@@ -85,98 +100,158 @@ class GPVarianceUncertainty:
         self.potential = potential
         self.settings = settings
         self.cache = cache if cache is not None else {}
-        self.cholesky = model.cholesky_mm.numpy()
+        self.blocks = list(blocks) if blocks is not None else [model]
+        self.cholesky = cholesky if cholesky is not None else model.cholesky_mm.numpy()
         self.r_factor = r_factor if r_factor is not None else model.r_factor.numpy()
         self.training = list(training) if training is not None else None
+        self.chunk = chunk
+        if aggregate not in ("max", "rms"):
+            raise ConfigError(f"aggregate must be 'max' or 'rms', got {aggregate!r}")
+        self.aggregate = aggregate
 
-    def _prepared(self, atoms: Atoms, model: GapModel | None = None) -> dict:
-        """Environments and prior variances of one configuration (kept across fits), with
-        its kernel rows against `model`'s sparse set (the fitted one by default)."""
+    def _copy(self, **changes: Any) -> GPVarianceUncertainty:
+        fields = {
+            "cache": self.cache,
+            "r_factor": self.r_factor,
+            "training": self.training,
+            "blocks": self.blocks,
+            "cholesky": self.cholesky,
+            "chunk": self.chunk,
+            "aggregate": self.aggregate,
+        }
+        return GPVarianceUncertainty(self.potential, self.settings, **(fields | changes))
+
+    def _prepared(self, atoms: Atoms) -> dict:
+        """Environments and prior variances of one configuration (kept across fits)."""
         key = _key(atoms)
         entry = self.cache.get(key) if key is not None else None
-        descriptor = self.potential.descriptor
-        model = model if model is not None else self.potential.model
         if entry is None:
             batch = self.potential.batch([atoms])
-            env = Environments.of(descriptor, batch)
+            env = Environments.of(self.potential.descriptor, batch)
+            prior_e, prior_f = prior_variances(self.potential, batch, env)
             entry = {
                 "batch": batch,
                 "env": env,
-                "prior_e": prior_energy_variance(model, env.features, batch).numpy(),
-                "prior_f": prior_force_variance(descriptor, model, batch, environments=env)
-                .numpy()
-                .reshape(-1),
+                "prior_e": prior_e,
+                "prior_f": prior_f.reshape(-1),
+                "rows": {},
             }
             if key is not None:
                 self.cache[key] = entry
-        if entry.get("model") is not model:
-            energy, force, _, _ = kernel_rows(
-                descriptor, model, entry["batch"], virials=False, environments=entry["env"]
-            )
-            entry["rows_e"] = energy.numpy()
-            entry["rows_f"] = force.reshape(-1, force.shape[-1]).numpy()
-            entry["model"] = model
         return entry
+
+    def _rows(self, atoms: Atoms) -> tuple[dict, np.ndarray, np.ndarray]:
+        """The entry, and its energy (1, M) and force (3N, M) rows against every block."""
+        entry = self._prepared(atoms)
+        cached = entry["rows"]
+        live = {id(b) for b in self.blocks} | {id(two_body_term(self.potential))}
+        for stale in [k for k, (block, _, _) in cached.items() if k not in live]:
+            if len(cached) > 2 * len(self.blocks):
+                del cached[stale]
+        for block in self.blocks:
+            if id(block) not in cached:
+                energy, force, _, _ = kernel_rows(
+                    self.potential.descriptor,
+                    block,
+                    entry["batch"],
+                    virials=False,
+                    environments=entry["env"],
+                )
+                cached[id(block)] = (
+                    block,
+                    energy.numpy(),
+                    force.reshape(-1, force.shape[-1]).numpy(),
+                )
+        parts = [cached[id(b)] for b in self.blocks]
+        term = two_body_term(self.potential)
+        if term is not None:
+            if id(term) not in cached:
+                energy, force, _ = term.rows(entry["batch"], entry["env"].vectors)
+                cached[id(term)] = (term, energy.numpy(), force.reshape(-1, term.n_sparse).numpy())
+            parts.append(cached[id(term)])
+        rows_e = np.hstack([p[1] for p in parts])
+        rows_f = np.hstack([p[2] for p in parts])
+        return entry, rows_e, rows_f
 
     def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate:
         per_atom, energy_std = [], []
-        for atoms in structures:
-            entry = self._prepared(atoms)
-            var_f = dtc_variance(self.cholesky, self.r_factor, entry["rows_f"], entry["prior_f"])
-            var_e = dtc_variance(self.cholesky, self.r_factor, entry["rows_e"], entry["prior_e"])
-            per_atom.append(np.sqrt(np.clip(var_f, 0.0, None).reshape(-1, 3).sum(axis=1)))
-            energy_std.append(float(np.sqrt(max(var_e[0], 0.0))) / len(atoms))
-        return _from_atoms(self.name, per_atom, energy_std_per_atom=np.array(energy_std))
+        for start in range(0, len(structures), self.chunk):
+            part = structures[start : start + self.chunk]
+            prepared = [self._rows(a) for a in part]
+            rows_f = np.vstack([f for _, _, f in prepared])
+            prior_f = np.concatenate([e["prior_f"] for e, _, _ in prepared])
+            rows_e = np.vstack([r for _, r, _ in prepared])
+            prior_e = np.concatenate([e["prior_e"] for e, _, _ in prepared])
+            var_f = dtc_variance(self.cholesky, self.r_factor, rows_f, prior_f)
+            var_e = dtc_variance(self.cholesky, self.r_factor, rows_e, prior_e)
+            sizes = np.cumsum([len(f) for _, _, f in prepared])[:-1]
+            for v in np.split(var_f, sizes):
+                per_atom.append(np.sqrt(np.clip(v, 0.0, None).reshape(-1, 3).sum(axis=1)))
+            energy_std.extend(np.sqrt(np.clip(var_e, 0.0, None)) / np.array([len(a) for a in part]))
+        estimate = _from_atoms(self.name, per_atom, energy_std_per_atom=np.array(energy_std))
+        if self.aggregate == "max":
+            return estimate
+        rms = np.array([float(np.sqrt(np.mean(v**2))) if len(v) else 0.0 for v in per_atom])
+        return dataclasses.replace(estimate, per_structure=rms)
 
     def with_added(self, structures: Sequence[Atoms]) -> GPVarianceUncertainty:
         """The uncertainty after observing the energies and forces of `structures`.
 
         With the training configurations known (`training`), the added configurations'
-        atoms also join the sparse set, as a refit would let them; the DTC factors are
-        rebuilt from the cached environments (no labels needed). Without them only the
-        observations are added, which cannot lower the part of the variance that lies
-        outside the sparse set's span.
+        atoms also join the sparse set, as a refit would let them, and the DTC factors are
+        rebuilt from the cached rows (no labels needed). Without them only the observations
+        are added, which cannot lower the part of the variance that lies outside the
+        sparse set's span.
         """
         if self.training is None:
             blocks = [self.r_factor]
             for atoms in structures:
-                blocks += self._observation_rows(atoms, self.potential.model)
+                blocks += self._observation_rows(atoms)
             r = scipy.linalg.qr(np.vstack(blocks), mode="r")[0][: len(self.r_factor)]
-            return GPVarianceUncertainty(
-                self.potential, self.settings, cache=self.cache, r_factor=r
-            )
-        model = self.potential.model
+            return self._copy(r_factor=r)
+        model = self.blocks[0]
         added = [self._prepared(a) for a in structures]
-        features = torch.cat([model.sparse_features, *[e["env"].features for e in added]])
-        species = torch.cat([model.sparse_species, *[e["batch"].species for e in added]])
-        extended = GapModel(
-            features,
-            species,
-            torch.zeros(len(features)),
+        block = GapModel(
+            torch.cat([e["env"].features for e in added]),
+            torch.cat([e["batch"].species for e in added]),
+            torch.zeros(sum(len(e["env"].features) for e in added), dtype=torch.float64),
             model.e0,
             delta=model.delta,
             zeta=model.zeta,
         )
-        k_mm = extended.kernel(features, species).numpy()
+        blocks = [*self.blocks, block]
+        union = GapModel(
+            torch.cat([b.sparse_features for b in blocks]),
+            torch.cat([b.sparse_species for b in blocks]),
+            torch.zeros(sum(b.n_sparse for b in blocks), dtype=torch.float64),
+            model.e0,
+            delta=model.delta,
+            zeta=model.zeta,
+        )
+        k_mm = union.kernel(union.sparse_features, union.sparse_species).numpy()
+        term = two_body_term(self.potential)
+        if term is not None:  # the 2-body block stays last, as in the fit
+            k_mm = scipy.linalg.block_diag(k_mm, sparse_covariance(term))
         chol = scipy.linalg.cholesky(
             k_mm + max(self.settings.sparse_jitter, 1e-8) * np.eye(len(k_mm)), lower=True
         )
-        blocks = [chol.T]
-        for atoms in [*self.training, *structures]:
-            blocks += self._observation_rows(atoms, extended)
-        r = scipy.linalg.qr(np.vstack(blocks), mode="r")[0][: len(k_mm)]
-        extended.cholesky_mm, extended.r_factor = torch.from_numpy(chol), torch.from_numpy(r)
-        # a new Potential: assigning to a shallow copy would change the fitted one's modules
-        potential = Potential(self.potential.descriptor, extended, self.potential.reference)
-        return GPVarianceUncertainty(
-            potential, self.settings, cache=self.cache, training=[*self.training, *structures]
+        extended = self._copy(
+            r_factor=np.zeros((0, 0)),
+            training=[*self.training, *structures],
+            blocks=blocks,
+            cholesky=chol,
         )
+        rows = [chol.T]
+        for atoms in extended.training:
+            rows += extended._observation_rows(atoms)
+        extended.r_factor = scipy.linalg.qr(np.vstack(rows), mode="r")[0][: len(k_mm)]
+        return extended
 
-    def _observation_rows(self, atoms: Atoms, model: GapModel) -> list[np.ndarray]:
+    def _observation_rows(self, atoms: Atoms) -> list[np.ndarray]:
         sigma_e, sigma_f, _ = self.settings.default_sigma
-        entry = self._prepared(atoms, model)
+        _, rows_e, rows_f = self._rows(atoms)
         scale_e = sigma_e * np.sqrt(len(atoms)) if self.settings.sigma_per_atom else sigma_e
-        return [entry["rows_e"] / scale_e, entry["rows_f"] / sigma_f]
+        return [rows_e / scale_e, rows_f / sigma_f]
 
 
 def gap_force_errors(potential: Potential, structures: Sequence[Atoms]) -> np.ndarray:

@@ -23,6 +23,12 @@ Predictive variance of any observation with kernel row k* (energies, force compo
 
 the DTC variance (the prior k** computed exactly; for a force component by differentiating
 the energy-energy kernel of the structure with itself, `prior_force_variance`).
+
+With `two_body` settings, a 2-body GP over pair distances (`two_body.TwoBodyGP`, gap_fit's
+distance_2b) is fitted jointly: its kernel columns follow the SOAP ones, the sparse
+covariance is block diagonal, and the fitted term sits in the potential's reference
+(beside a fixed ZBL, if any), where pair terms live. The model's posterior factors cover
+both blocks, in that order.
 """
 
 from __future__ import annotations
@@ -41,9 +47,15 @@ from matforge.core.progress import track
 from matforge.mlip.batch import AtomsBatch
 from matforge.mlip.descriptors import VOIGT
 from matforge.mlip.linear import read_labels
-from matforge.mlip.potential import Potential
+from matforge.mlip.potential import Potential, combine_references, reference_terms
 from matforge.mlip.soap import SOAP, SoapParameters
 from matforge.mlip.sparse import select_sparse
+from matforge.mlip.two_body import (
+    TwoBodyGP,
+    TwoBodySettings,
+    sparse_covariance,
+    uniform_sparse_distances,
+)
 
 KIND_CODES = {"energy": 0, "force": 1, "virial": 2}
 
@@ -132,7 +144,7 @@ class GapSettings:
     zeta: float = 4.0
     delta: float = 1.0
     n_sparse: int = 1000
-    sparse_method: Literal["cur", "fps", "random"] = "cur"
+    sparse_method: Literal["cur", "cur_top", "fps", "random"] = "cur"
     sparse_jitter: float = 1e-10
     default_sigma: tuple[float, float, float] = (0.01, 0.05, 0.01)
     group_sigma: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
@@ -141,6 +153,7 @@ class GapSettings:
     fit_forces: bool = True
     fit_virials: bool = True
     seed: int = 0
+    two_body: TwoBodySettings | None = None
 
     def __post_init__(self) -> None:
         if self.zeta <= 0 or self.delta <= 0:
@@ -246,6 +259,52 @@ def kernel_rows(
     return energy, force_rows, virial_rows, atom_rows
 
 
+def two_body_term(potential: Potential) -> TwoBodyGP | None:
+    """The fitted 2-body term of a GAP potential, if it has one."""
+    terms = [t for t in reference_terms(potential.reference) if isinstance(t, TwoBodyGP)]
+    return terms[0] if terms else None
+
+
+def observation_rows(
+    potential: Potential,
+    batch: AtomsBatch,
+    *,
+    forces: bool = True,
+    virials: bool = True,
+    environments: Environments | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel rows of energies (S, M), forces (N, 3, M) and virials (S, 6, M) against the
+    whole sparse set: the SOAP points, then the 2-body distances (if any)."""
+    env = environments if environments is not None else Environments.of(potential.descriptor, batch)
+    energy, force, virial, _ = kernel_rows(
+        potential.descriptor,
+        potential.model,
+        batch,
+        forces=forces,
+        virials=virials,
+        environments=env,
+    )
+    term = two_body_term(potential)
+    if term is None:
+        return energy.numpy(), force.numpy(), virial.numpy()
+    e2, f2, v2 = term.rows(batch, env.vectors)
+    return (
+        np.concatenate([energy.numpy(), e2.numpy()], axis=-1),
+        np.concatenate([force.numpy(), f2.numpy()], axis=-1),
+        np.concatenate([virial.numpy(), v2.numpy()], axis=-1),
+    )
+
+
+def sparse_covariance_matrix(potential: Potential) -> np.ndarray:
+    """K_MM of the whole sparse set (block diagonal: SOAP, then 2-body)."""
+    model = potential.model
+    k_mm = model.kernel(model.sparse_features, model.sparse_species).numpy()
+    term = two_body_term(potential)
+    if term is None:
+        return k_mm
+    return scipy.linalg.block_diag(k_mm, sparse_covariance(term))
+
+
 def _assemble(
     potential: Potential,
     structures: Sequence[Atoms],
@@ -257,12 +316,8 @@ def _assemble(
     for start in track(range(0, len(structures), chunk), description="GAP kernel rows"):
         part = list(structures[start : start + chunk])
         batch = potential.batch(part)
-        energy, force, virial, _ = kernel_rows(
-            potential.descriptor,
-            potential.model,
-            batch,
-            forces=settings.fit_forces,
-            virials=settings.fit_virials,
+        energy, force, virial = observation_rows(
+            potential, batch, forces=settings.fit_forces, virials=settings.fit_virials
         )
         reference = potential.reference_output(batch) if potential.reference is not None else None
         counts = batch.n_atoms.numpy()
@@ -279,13 +334,13 @@ def _assemble(
                 f_target = f - reference.forces[lo:hi].numpy()
                 if w is not None:
                     w = w + reference.stress[k].numpy() * float(batch.volumes[k])
-            ks, ys, kinds = [energy[k][None].numpy()], [np.array([e_target])], [0]
+            ks, ys, kinds = [energy[k][None]], [np.array([e_target])], [0]
             if settings.fit_forces:
-                ks.append(force[lo:hi].reshape(-1, force.shape[-1]).numpy())
+                ks.append(force[lo:hi].reshape(-1, force.shape[-1]))
                 ys.append(f_target.reshape(-1))
                 kinds.append(1)
             if w is not None:
-                ks.append(virial[k].numpy())
+                ks.append(virial[k])
                 ys.append(np.array([w[a, b] for a, b in VOIGT]))
                 kinds.append(2)
             sizes = [len(y) for y in ys]
@@ -342,7 +397,11 @@ def fit_gap(
     if missing:
         raise ConfigError(f"e0 gives no value for {missing}")
     e0 = torch.tensor([e0_map[e] for e in elements], dtype=torch.float64)
-    features, species = [], []
+    # a refit replaces an earlier 2-body term; fixed terms (ZBL) stay
+    fixed = [t for t in reference_terms(potential.reference) if not isinstance(t, TwoBodyGP)]
+    term = TwoBodyGP(elements, settings.two_body) if settings.two_body is not None else None
+    potential.reference = combine_references(fixed + ([term] if term is not None else []))
+    features, species, pair_batches = [], [], []
     for start in range(0, len(structures), chunk):
         batch = potential.batch(list(structures[start : start + chunk]))
         with torch.no_grad():
@@ -352,6 +411,13 @@ def fit_gap(
                 descriptor(vectors, pairs.center, batch.species[pairs.neighbor], batch.species)
             )
         species.append(batch.species)
+        if term is not None:
+            pair_batches.append((batch, vectors))
+    if term is not None:
+        distances, types = uniform_sparse_distances(term, pair_batches)
+        term.sparse_distance, term.sparse_type = distances, types
+        term.alpha = torch.zeros(len(distances), dtype=torch.float64)
+        del pair_batches
     features_all = torch.cat(features)
     species_all = torch.cat(species)
     chosen = []
@@ -380,10 +446,12 @@ def fit_gap(
     )
     potential.model = model
     rows = _assemble(potential, structures, settings, e0, chunk)
-    k_mm = model.kernel(model.sparse_features, model.sparse_species).numpy()
+    k_mm = sparse_covariance_matrix(potential)
     alpha, chol, r = solve_dtc(rows.k, rows.y, rows.sigmas(settings), k_mm, settings.sparse_jitter)
     with torch.no_grad():
-        model.alpha.copy_(torch.from_numpy(alpha))
+        model.alpha.copy_(torch.from_numpy(alpha[: model.n_sparse]))
+        if term is not None:
+            term.alpha = torch.from_numpy(alpha[model.n_sparse :].copy())
     model.cholesky_mm = torch.from_numpy(chol)
     model.r_factor = torch.from_numpy(r)
     return GapFit(potential, settings, sparse_index, rows)

@@ -16,8 +16,9 @@ import pandas as pd
 
 from matforge.core.rundir import RunDirectory, pyplot
 from matforge.mlip.evaluate import evaluate_structures
-from matforge.mlip.gap import GapFit, GapSettings, fit_gap
+from matforge.mlip.gap import GapFit, GapSettings, fit_gap, two_body_term
 from matforge.mlip.potential import Potential
+from matforge.mlip.two_body import TwoBodySettings
 
 
 @dataclass
@@ -36,6 +37,8 @@ def gap_settings(config: Any) -> GapSettings:
     g = config.gap.model_dump()
     g["default_sigma"] = tuple(g["default_sigma"])
     g["group_sigma"] = {k: tuple(v) for k, v in g["group_sigma"].items()}
+    if g["two_body"] is not None:
+        g["two_body"] = TwoBodySettings(**g["two_body"])
     return GapSettings(**g, seed=config.seed)
 
 
@@ -92,19 +95,21 @@ def write_gap_fit_run(result: GapFitResult) -> tuple[RunDirectory, dict[str, Any
         run.save_figure(f"parity_{kind}.png", figure)
         pyplot().close(figure)
     overall = result.errors[result.errors.group == "*ALL"]
+    term = two_body_term(result.potential)
     metrics = {
         "model": "gap",
         "structures": len(result.structures),
         "train_structures": len(result.train),
         "test_structures": len(result.test),
         "sparse_points": result.potential.model.n_sparse,
+        "two_body_sparse_points": term.n_sparse if term is not None else 0,
         "fit_seconds": result.seconds,
         "errors": {
             f"{row.split}_{row.kind}_{stat}": float(getattr(row, stat))
             for row in overall.itertuples()
             for stat in ("mae", "rmse")
         },
-        "coefficients": result.potential.model.n_sparse,
+        "coefficients": result.potential.model.n_sparse + (term.n_sparse if term else 0),
     }
     run.write_json("metrics.json", metrics)
     return run, metrics

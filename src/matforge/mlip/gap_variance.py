@@ -22,7 +22,7 @@ from ase import Atoms
 
 from matforge.core.errors import ConfigError
 from matforge.mlip.batch import AtomsBatch
-from matforge.mlip.gap import Environments, GapFit, GapModel, kernel_rows
+from matforge.mlip.gap import Environments, GapFit, GapModel, observation_rows, two_body_term
 from matforge.mlip.potential import Potential
 from matforge.mlip.soap import SOAP
 
@@ -99,6 +99,21 @@ def prior_energy_variance(model: GapModel, q: torch.Tensor, batch: AtomsBatch) -
     return batch.sum_per_structure(k.sum(dim=1))
 
 
+def prior_variances(
+    potential: Potential, batch: AtomsBatch, env: Environments
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prior variances of the batch's energies (S,) and force components (N, 3): the SOAP
+    term's plus, independent of it, the 2-body term's."""
+    descriptor, model = potential.descriptor, potential.model
+    prior_e = prior_energy_variance(model, env.features, batch)
+    prior_f = prior_force_variance(descriptor, model, batch, environments=env)
+    term = two_body_term(potential)
+    if term is not None:
+        prior_e = prior_e + term.prior_energy_variance(batch, env.vectors)
+        prior_f = prior_f + term.prior_force_variance(batch, env.vectors)
+    return prior_e.numpy(), prior_f.numpy()
+
+
 def predict_with_variance(
     gap: GapFit | Potential, structures: Sequence[Atoms], *, chunk: int = 10
 ) -> GapPrediction:
@@ -114,15 +129,13 @@ def predict_with_variance(
         batch = potential.batch(part)
         out = potential(batch, stress=False)
         env = Environments.of(descriptor, batch)
-        energy_rows, force_rows, _, _ = kernel_rows(
-            descriptor, model, batch, virials=False, environments=env
+        energy_rows, force_rows, _ = observation_rows(
+            potential, batch, virials=False, environments=env
         )
-        prior_e = prior_energy_variance(model, env.features, batch).numpy()
-        prior_f = prior_force_variance(descriptor, model, batch, environments=env)
-        prior_f = prior_f.numpy().reshape(-1)
-        e_var.append(model.variance_of_rows(energy_rows.numpy(), prior_e))
-        k_f = force_rows.reshape(-1, force_rows.shape[-1]).numpy()
-        f_var.append(model.variance_of_rows(k_f, prior_f).reshape(-1, 3))
+        prior_e, prior_f = prior_variances(potential, batch, env)
+        e_var.append(model.variance_of_rows(energy_rows, prior_e))
+        k_f = force_rows.reshape(-1, force_rows.shape[-1])
+        f_var.append(model.variance_of_rows(k_f, prior_f.reshape(-1)).reshape(-1, 3))
         energies.append(out.energy.numpy())
         forces.append(out.forces.numpy())
         owners.append(batch.structure.numpy() + start)

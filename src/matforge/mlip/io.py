@@ -19,14 +19,16 @@ import torch
 from matforge.core.errors import ConfigError
 from matforge.core.modelfile import load_record, save_record
 from matforge.mlip.gap import GapModel
-from matforge.mlip.potential import LinearModel, Potential
+from matforge.mlip.potential import LinearModel, PairSum, Potential
 from matforge.mlip.snap import Bispectrum, SnapParameters
 from matforge.mlip.soap import SOAP, SoapParameters
+from matforge.mlip.two_body import TwoBodyGP, TwoBodySettings
 from matforge.mlip.zbl import ZBL
 
 FORMAT = "matforge-potential"
-#: 2: SOAP descriptors and GAP models (version-1 files, SNAP only, still load)
-FORMAT_VERSION = 2
+#: 2: SOAP descriptors and GAP models (version-1 files, SNAP only, still load);
+#: 3: a GAP's 2-body term and sums of reference terms (version-2 files still load)
+FORMAT_VERSION = 3
 GAP_TENSORS = ("sparse_features", "sparse_species", "alpha", "e0", "cholesky_mm", "r_factor")
 UNITS = {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"}
 
@@ -58,6 +60,16 @@ def _model_spec(model: torch.nn.Module) -> dict[str, Any]:
 def _reference_spec(reference: torch.nn.Module | None) -> dict[str, Any] | None:
     if reference is None:
         return None
+    if isinstance(reference, PairSum):
+        return {"kind": "sum", "terms": [_reference_spec(t) for t in reference.terms]}
+    if isinstance(reference, TwoBodyGP):
+        return {
+            "kind": "two_body_gp",
+            "settings": dataclasses.asdict(reference.settings),
+            "sparse_distance": reference.sparse_distance.detach().clone(),
+            "sparse_type": reference.sparse_type.detach().clone(),
+            "alpha": reference.alpha.detach().clone(),
+        }
     if isinstance(reference, ZBL):
         charges = dict(zip(reference.elements, reference.charge.tolist(), strict=True))
         return {
@@ -79,6 +91,23 @@ def save_potential(potential: Potential, path: str | Path, *, overwrite: bool = 
         "reference": _reference_spec(potential.reference),
     }
     return save_record(path, FORMAT, FORMAT_VERSION, content, overwrite=overwrite)
+
+
+def _reference(spec: dict[str, Any], elements: tuple[str, ...]) -> torch.nn.Module:
+    kind = spec["kind"]
+    if kind == "sum":
+        return PairSum([_reference(t, elements) for t in spec["terms"]])
+    if kind == "two_body_gp":
+        return TwoBodyGP(
+            elements,
+            TwoBodySettings(**spec["settings"]),
+            spec["sparse_distance"],
+            spec["sparse_type"],
+            spec["alpha"],
+        )
+    if kind == "zbl":
+        return ZBL(spec["charges"], spec["inner"], spec["outer"])
+    raise ValueError(f"unknown reference kind {kind!r}")
 
 
 def load_potential(path: str | Path) -> Potential:
@@ -114,8 +143,7 @@ def load_potential(path: str | Path) -> Potential:
                 raise ValueError("sparse points do not match the descriptor's feature count")
         reference = None
         if record.get("reference") is not None:
-            spec = record["reference"]
-            reference = ZBL(spec["charges"], spec["inner"], spec["outer"])
+            reference = _reference(record["reference"], tuple(descriptor.elements))
     except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:
         raise ConfigError(f"{record.path}: damaged matforge potential file ({error})") from None
     return Potential(descriptor, model, reference)

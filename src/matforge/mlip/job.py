@@ -64,13 +64,29 @@ class SoapConfig(StrictModel):
     normalize: bool = True
 
 
+class TwoBodyConfig(StrictModel):
+    """gap_fit's distance_2b term (ard_se kernel, uniform sparse distances per pair type)."""
+
+    cutoff: float = Field(gt=0, description="A")
+    cutoff_transition_width: float = Field(0.5, ge=0, description="A")
+    delta: float = Field(1.0, gt=0, description="signal standard deviation, eV")
+    theta: float = Field(1.0, gt=0, description="length scale (gap_fit's theta_uniform), A")
+    n_sparse: int = Field(15, ge=1, description="sparse distances per pair type")
+
+    @model_validator(mode="after")
+    def _width(self) -> TwoBodyConfig:
+        if self.cutoff_transition_width >= self.cutoff:
+            raise ValueError("cutoff_transition_width must be smaller than cutoff")
+        return self
+
+
 class GapConfig(StrictModel):
     """gap_fit's settings (its names); sigmas are [energy, force, virial]."""
 
     zeta: float = Field(4.0, gt=0)
     delta: float = Field(1.0, gt=0)
     n_sparse: int = Field(1000, ge=1)
-    sparse_method: Literal["cur", "fps", "random"] = "cur"
+    sparse_method: Literal["cur", "cur_top", "fps", "random"] = "cur"
     sparse_jitter: float = Field(1e-10, ge=0)
     default_sigma: tuple[float, float, float] = (0.01, 0.05, 0.01)
     group_sigma: dict[str, tuple[float, float, float]] = Field(default_factory=dict)
@@ -78,6 +94,7 @@ class GapConfig(StrictModel):
     e0: dict[str, float] | Literal["average"] = "average"
     fit_forces: bool = True
     fit_virials: bool = True
+    two_body: TwoBodyConfig | None = Field(None, description="optional 2-body GP term")
 
 
 class ZBLConfig(StrictModel):

@@ -36,6 +36,45 @@ class LinearModel(torch.nn.Module):
         return c[:, 0] + (c[:, 1:] * features).sum(dim=1)
 
 
+class PairSum(torch.nn.Module):
+    """Several reference terms added, e.g. a fixed ZBL and a GAP's fitted 2-body term;
+    each takes the pair vectors and returns atomic energies."""
+
+    def __init__(self, terms: list[torch.nn.Module]) -> None:
+        super().__init__()
+        if len(terms) < 2:
+            raise ValueError("PairSum needs at least two terms")
+        elements = {tuple(t.elements) for t in terms}
+        if len(elements) != 1:
+            raise ValueError(f"the terms of a PairSum name different elements: {elements}")
+        self.terms = torch.nn.ModuleList(terms)
+        self.elements = tuple(terms[0].elements)
+
+    @property
+    def cutoff(self) -> float:
+        return max(t.cutoff for t in self.terms)
+
+    def forward(
+        self,
+        vectors: torch.Tensor,
+        center: torch.Tensor,
+        neighbor_species: torch.Tensor,
+        center_species: torch.Tensor,
+    ) -> torch.Tensor:
+        return sum(t(vectors, center, neighbor_species, center_species) for t in self.terms)
+
+
+def reference_terms(reference: torch.nn.Module | None) -> list[torch.nn.Module]:
+    """The terms of a reference: none, itself, or a PairSum's."""
+    if reference is None:
+        return []
+    return list(reference.terms) if isinstance(reference, PairSum) else [reference]
+
+
+def combine_references(terms: list[torch.nn.Module]) -> torch.nn.Module | None:
+    return None if not terms else terms[0] if len(terms) == 1 else PairSum(terms)
+
+
 @dataclass(frozen=True)
 class PotentialOutput:
     energy: torch.Tensor  # (S,) eV

@@ -28,6 +28,11 @@ class UncertaintySpec(StrictModel):
     members: int = Field(8, ge=2, description="committee size")
     resample: Literal["atoms", "structures"] = "atoms"
     regularization: float = Field(1e-3, gt=0, description="grades: virtual-row size")
+    aggregate: Literal["max", "rms"] = Field(
+        "max",
+        description="gp_variance: a configuration's value from its atoms' sigmas, the largest "
+        "or their root mean square (the predicted force RMSE of the configuration)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> UncertaintySpec:
@@ -137,6 +142,8 @@ class ActiveConfig(JobConfig):
                 "uncertainty.measure 'gp_variance' goes with a SOAP GAP (potential.kind soap), "
                 "and a GAP with 'gp_variance' (committee and grades are for linear SNAP)"
             )
+        if not gap and self.uncertainty.aggregate != "max":
+            raise ValueError("uncertainty.aggregate 'rms' is for gp_variance")
         if gap and self.selection.diversity == "fps":
             raise ValueError("selection.diversity 'fps' needs SNAP rows; use greedy with a GAP")
         return self

@@ -214,7 +214,11 @@ class ActiveLearner:
             if potential is None:
                 potential = self.trainer.fit(training)
             return GPVarianceUncertainty(
-                potential, self.trainer.settings, cache=self._gp_cache, training=training
+                potential,
+                self.trainer.settings,
+                cache=self._gp_cache,
+                training=training,
+                aggregate=spec.aggregate,
             )
         cache = self.trainer.cache
         if spec.measure == "committee":

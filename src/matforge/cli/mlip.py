@@ -27,7 +27,8 @@ def fit_command(
     override: OverridesOption = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Fit a SNAP or GAP potential on energies, forces and stresses; write model, errors, plots."""
+    """Fit a SNAP, GAP or NEP potential on energies, forces and stresses; write model, errors,
+    plots."""
     from matforge.core.config import load_config
     from matforge.mlip.job import MlipFitConfig, run_fit
     from matforge.mlip.report import write_fit_run
@@ -41,7 +42,13 @@ def fit_command(
         return
     console = stdout_console()
     table = result.errors[result.errors.weighting == "unweighted"]
-    if config.model == "gap":
+    if config.model == "nep":
+        console.print(
+            f"trained a NEP ({metrics['parameters']} parameters, {metrics['method']}) on "
+            f"{metrics['train_structures']} structures ({metrics['test_structures']} held out) "
+            f"in {metrics['fit_seconds']:.1f} s; nep.txt for GPUMD is in the run directory"
+        )
+    elif config.model == "gap":
         console.print(
             f"fitted a GAP with {metrics['sparse_points']} sparse points on "
             f"{metrics['train_structures']} structures ({metrics['test_structures']} held out) "

@@ -60,26 +60,33 @@ def run_gap_fit(config: Any, structures: list) -> GapFitResult:
     return GapFitResult(config, potential, fit, train, test, errors, structures, seconds)
 
 
-def _parity(result: GapFitResult, kind: str):
+def parity_figure_of(potential: Potential, structures: list, train, test, kind: str, label: str):
+    """Predicted against reference energies (eV/atom) or force components (eV/A)."""
     from matforge.mlip.report import parity_figure
 
-    potential = result.potential
     series = []
-    for split, indices, colour in (("train", result.train, "C0"), ("test", result.test, "C3")):
+    for split, indices, colour in (("train", train, "C0"), ("test", test, "C3")):
         if len(indices) == 0:
             continue
-        part = [result.structures[i] for i in indices]
+        part = [structures[i] for i in indices]
         out = potential(potential.batch(part), stress=False)
         if kind == "energy":
             counts = np.array([len(a) for a in part])
             truth = np.array([a.get_potential_energy() for a in part]) / counts
-            predicted = out.energy.numpy() / counts
+            predicted = out.energy.detach().numpy() / counts
         else:
             truth = np.concatenate([a.get_forces() for a in part]).reshape(-1)
-            predicted = out.forces.numpy().reshape(-1)
+            predicted = out.forces.detach().numpy().reshape(-1)
         series.append((split, truth, predicted, colour))
     unit = "eV/atom" if kind == "energy" else "eV/A"
-    return parity_figure(series, f"reference {kind} ({unit})", f"GAP {kind} ({unit})")
+    return parity_figure(series, f"reference {kind} ({unit})", f"{label} {kind} ({unit})")
+
+
+def parity_figures(run: RunDirectory, potential: Potential, structures, train, test, label: str):
+    for kind in ("energy", "force"):
+        figure = parity_figure_of(potential, structures, train, test, kind, label)
+        run.save_figure(f"parity_{kind}.png", figure)
+        pyplot().close(figure)
 
 
 def write_gap_fit_run(result: GapFitResult) -> tuple[RunDirectory, dict[str, Any]]:
@@ -90,10 +97,7 @@ def write_gap_fit_run(result: GapFitResult) -> tuple[RunDirectory, dict[str, Any
     run.write_config(config)
     save_potential(result.potential, run.file("model.pt"))
     run.write_table("errors.csv", result.errors)
-    for kind in ("energy", "force"):
-        figure = _parity(result, kind)
-        run.save_figure(f"parity_{kind}.png", figure)
-        pyplot().close(figure)
+    parity_figures(run, result.potential, result.structures, result.train, result.test, "GAP")
     overall = result.errors[result.errors.group == "*ALL"]
     term = two_body_term(result.potential)
     metrics = {

@@ -19,6 +19,7 @@ import torch
 from matforge.core.errors import ConfigError
 from matforge.core.modelfile import load_record, save_record
 from matforge.mlip.gap import GapModel
+from matforge.mlip.nep import NEPDescriptor, NEPNetwork, NepSettings
 from matforge.mlip.potential import LinearModel, PairSum, Potential
 from matforge.mlip.snap import Bispectrum, SnapParameters
 from matforge.mlip.soap import SOAP, SoapParameters
@@ -28,7 +29,10 @@ from matforge.mlip.zbl import ZBL
 FORMAT = "matforge-potential"
 #: 2: SOAP descriptors and GAP models (version-1 files, SNAP only, still load);
 #: 3: a GAP's 2-body term and sums of reference terms (version-2 files still load)
-FORMAT_VERSION = 3
+#: 4: NEP descriptors and networks, the ZBL style (LAMMPS's or GPUMD's)
+FORMAT_VERSION = 4
+NEP_DESCRIPTOR = ("c_radial", "c_angular", "q_scaler")
+NEP_NETWORK = ("w0", "b0", "w1", "b1")
 GAP_TENSORS = ("sparse_features", "sparse_species", "alpha", "e0", "cholesky_mm", "r_factor")
 UNITS = {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"}
 
@@ -44,12 +48,22 @@ def _descriptor_spec(descriptor: torch.nn.Module) -> dict[str, Any]:
         settings = dataclasses.asdict(descriptor.parameters)
         settings["elements"] = list(settings["elements"])
         return {"kind": "soap", "settings": settings}
+    if isinstance(descriptor, NEPDescriptor):
+        settings = dataclasses.asdict(descriptor.settings)
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+        spec = {"kind": "nep", "settings": settings}
+        spec.update({name: getattr(descriptor, name).detach().clone() for name in NEP_DESCRIPTOR})
+        return spec
     raise ConfigError(f"cannot save a descriptor of type {type(descriptor).__name__}")
 
 
 def _model_spec(model: torch.nn.Module) -> dict[str, Any]:
     if isinstance(model, LinearModel):
         return {"kind": "linear", "coefficients": model.coefficients.detach().clone()}
+    if isinstance(model, NEPNetwork):
+        spec = {"kind": "nep"}
+        spec.update({name: getattr(model, name).detach().clone() for name in NEP_NETWORK})
+        return spec
     if isinstance(model, GapModel):
         spec: dict[str, Any] = {"kind": "gap", "delta": model.delta, "zeta": model.zeta}
         spec.update({name: getattr(model, name).detach().clone() for name in GAP_TENSORS})
@@ -77,6 +91,7 @@ def _reference_spec(reference: torch.nn.Module | None) -> dict[str, Any] | None:
             "charges": charges,
             "inner": reference.inner,
             "outer": reference.outer,
+            "style": reference.style,
         }
     raise ConfigError(f"cannot save a reference potential of type {type(reference).__name__}")
 
@@ -106,8 +121,25 @@ def _reference(spec: dict[str, Any], elements: tuple[str, ...]) -> torch.nn.Modu
             spec["alpha"],
         )
     if kind == "zbl":
-        return ZBL(spec["charges"], spec["inner"], spec["outer"])
+        style = spec.get("style", "lammps")  # files before version 4: LAMMPS's form
+        return ZBL(spec["charges"], spec["inner"], spec["outer"], style=style)
     raise ValueError(f"unknown reference kind {kind!r}")
+
+
+def _nep_parts(record) -> tuple[NEPDescriptor, NEPNetwork]:
+    settings = dict(record.part("descriptor", "settings"))
+    for key in ("elements", "zbl", "max_neighbors"):
+        if settings.get(key) is not None:
+            settings[key] = tuple(settings[key])
+    nep = NepSettings(**settings)
+    descriptor = NEPDescriptor(nep)
+    model = NEPNetwork(nep.n_types, nep.dim, nep.neurons)
+    with torch.no_grad():
+        for name in NEP_DESCRIPTOR:
+            getattr(descriptor, name).copy_(record.part("descriptor", name))
+        for name in NEP_NETWORK:
+            getattr(model, name).copy_(record.part("model", name))
+    return descriptor, model
 
 
 def load_potential(path: str | Path) -> Potential:
@@ -115,11 +147,13 @@ def load_potential(path: str | Path) -> Potential:
     record = load_record(path, FORMAT, FORMAT_VERSION, "matforge potential")
     descriptor_kind = record.part("descriptor", "kind")
     model_kind = record.part("model", "kind")
-    if (descriptor_kind, model_kind) not in (("snap", "linear"), ("soap", "gap")):
+    if (descriptor_kind, model_kind) not in (("snap", "linear"), ("soap", "gap"), ("nep", "nep")):
         raise ConfigError(f"{record.path}: unknown parts {descriptor_kind!r}/{model_kind!r}")
     try:
         settings = record.part("descriptor", "settings")
-        if descriptor_kind == "snap":
+        if descriptor_kind == "nep":
+            descriptor, model = _nep_parts(record)
+        elif descriptor_kind == "snap":
             descriptor = Bispectrum(SnapParameters(**settings))
             coefficients = record.part("model", "coefficients")
             model = LinearModel(coefficients.shape[0], coefficients.shape[1] - 1)

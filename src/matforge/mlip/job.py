@@ -32,7 +32,7 @@ from matforge.mlip.zbl import ZBL
 
 
 class DataConfig(StrictModel):
-    format: Literal["fitsnap-json", "ase", "mlearn-json"] = "fitsnap-json"
+    format: Literal["fitsnap-json", "ase", "mlearn-json", "gpumd-xyz"] = "fitsnap-json"
     path: Path = Field(
         description="folder of FitSNAP group folders, a file ASE reads, or mlearn's JSON"
     )
@@ -80,6 +80,37 @@ class TwoBodyConfig(StrictModel):
         return self
 
 
+class NepConfig(StrictModel):
+    """A NEP4 architecture (GPUMD's nep.in names and defaults)."""
+
+    kind: Literal["nep"] = "nep"
+    elements: list[str] = Field(min_length=1)
+    cutoff: tuple[float, float] = Field((8.0, 4.0), description="radial, angular (A)")
+    n_max: tuple[int, int] = (6, 6)
+    basis_size: tuple[int, int] = (6, 6)
+    l_max: tuple[int, int, int] = Field((4, 2, 0), description="3-body, 4-body (0/2), 5-body (0/1)")
+    neuron: int = Field(30, ge=1)
+    zbl: float | None = Field(None, gt=0, description="outer ZBL cutoff (inner = outer / 2)")
+
+
+class NepTrainConfig(StrictModel):
+    """How to train a NEP: GPUMD's SNES or gradients, and nep.in's loss settings."""
+
+    method: Literal["snes", "gradient"] = "snes"
+    generation: int = Field(100000, ge=1, description="SNES generations")
+    population: int = Field(50, ge=2)
+    batch: int = Field(1000, ge=1, description="structures per SNES batch / gradient step")
+    adam_steps: int = Field(2000, ge=0)
+    lbfgs_steps: int = Field(200, ge=0)
+    learning_rate: float = Field(1e-2, gt=0)
+    seconds: float | None = Field(None, gt=0, description="wall-time budget of the training")
+    lambda_1: float | None = Field(None, ge=0, description="default: GPUMD's automatic value")
+    lambda_2: float | None = Field(None, ge=0)
+    lambda_e: float = Field(1.0, ge=0)
+    lambda_f: float = Field(1.0, ge=0)
+    lambda_v: float = Field(0.1, ge=0)
+
+
 class GapConfig(StrictModel):
     """gap_fit's settings (its names); sigmas are [energy, force, virial]."""
 
@@ -123,13 +154,16 @@ def _descriptor_kind(value: Any) -> str:
 
 
 class MlipFitConfig(JobConfig):
-    model: Literal["snap", "gap"] = "snap"
+    model: Literal["snap", "gap", "nep"] = "snap"
     data: DataConfig
     descriptor: Annotated[
-        Annotated[SnapConfig, Tag("snap")] | Annotated[SoapConfig, Tag("soap")],
+        Annotated[SnapConfig, Tag("snap")]
+        | Annotated[SoapConfig, Tag("soap")]
+        | Annotated[NepConfig, Tag("nep")],
         Discriminator(_descriptor_kind),
     ]
     gap: GapConfig = Field(default_factory=GapConfig)
+    nep: NepTrainConfig = Field(default_factory=NepTrainConfig)
     reference: ZBLConfig | None = None
     weights: dict[str, tuple[float, float, float]] = Field(
         default_factory=dict, description="group: [energy, force, stress (bar)] weights"
@@ -144,13 +178,15 @@ class MlipFitConfig(JobConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> MlipFitConfig:
-        wanted = "soap" if self.model == "gap" else "snap"
+        wanted = {"gap": "soap", "nep": "nep"}.get(self.model, "snap")
         if self.descriptor.kind != wanted:
             raise ValueError(f"model {self.model!r} needs descriptor.kind {wanted!r}")
         if isinstance(self.descriptor, SnapConfig) and set(self.descriptor.radius) != set(
             self.descriptor.weight
         ):
             raise ValueError("descriptor.radius and descriptor.weight must name the same elements")
+        if self.reference is not None and self.model == "nep":
+            raise ValueError("a NEP takes GPUMD's ZBL as descriptor.zbl, not a reference section")
         if self.reference is not None:
             if set(self.reference.charges) != set(self.elements):
                 raise ValueError("reference.charges must name the descriptor's elements")
@@ -223,6 +259,10 @@ def load_training_data(config: DataConfig) -> list:
         from matforge.mlip.data import read_mlearn_json
 
         structures = read_mlearn_json(config.path)
+    elif config.format == "gpumd-xyz":
+        from matforge.mlip.nep_io import read_gpumd_xyz
+
+        structures = read_gpumd_xyz(config.path)
     else:
         structures = read_structures(config.path)
     if config.groups is not None:
@@ -262,6 +302,10 @@ def run_fit(config: MlipFitConfig) -> FitResult:
         from matforge.mlip.gap_job import run_gap_fit
 
         return run_gap_fit(config, structures)
+    if config.model == "nep":
+        from matforge.mlip.nep_job import run_nep_fit
+
+        return run_nep_fit(config, structures)
     potential = build_potential(config)
     groups = [str(a.info.get("group", "all")) for a in structures]
     weights = {g: GroupWeights(*config.weights.get(g, config.default_weights)) for g in set(groups)}

@@ -41,9 +41,12 @@ def _parity(result: FitResult, kind: int, label: str, unit: str):
 
 def write_fit_run(result: FitResult) -> tuple[RunDirectory, dict[str, Any]]:
     from matforge.mlip.gap_job import GapFitResult, write_gap_fit_run
+    from matforge.mlip.nep_job import NepFitResult, write_nep_fit_run
 
     if isinstance(result, GapFitResult):
         return write_gap_fit_run(result)
+    if isinstance(result, NepFitResult):
+        return write_nep_fit_run(result)
     config = result.config
     run = RunDirectory.create(config.name, config.runs_dir)
     run.write_config(config)

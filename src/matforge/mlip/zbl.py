@@ -8,28 +8,54 @@ constant C everywhere inside the outer cutoff plus A/3 t^3 + B/4 t^4 (t = r - r_
 between the inner and the outer cutoff, with A, B, C chosen so that E, dE/dr and
 d2E/dr2 vanish at the outer cutoff. It is the reference potential that SNAP fits subtract
 (FitSNAP's Ta example: inner 4.0 A, outer 4.8 A, Z = 73).
+
+`style="gpumd"` is GPUMD's universal ZBL for NEP instead: the bare ZBL times a cutoff
+function that is 1 below the inner cutoff and (1 + cos(pi (r - inner) / (outer - inner))) / 2
+up to the outer one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
+from ase.data import atomic_numbers
 
 #: e^2 / (4 pi eps0) in eV A (LAMMPS metal units: qqr2e = 14.399645).
 COULOMB = 14.399645
 SCREENING = ((0.18175, 3.19980), (0.50986, 0.94229), (0.28022, 0.40290), (0.02817, 0.20162))
 BOHR_SCREENING = 0.46850
+#: GPUMD's NEP ZBL writes the screening length as a / (Z_i^0.23 + Z_j^0.23) with
+#: 1 / a = 2.134563 A^-1 (checked against calorine's evaluation of a nep4_zbl file)
+GPUMD_INVERSE_SCREENING = 2.134563
 EXPONENT = 0.23
+
+
+def atomic_number(symbol: str) -> int:
+    if symbol not in atomic_numbers:
+        raise ValueError(f"unknown element {symbol!r}")
+    return atomic_numbers[symbol]
 
 
 class ZBL(torch.nn.Module):
     """Pairwise ZBL repulsion between atoms closer than `outer` (A)."""
 
-    def __init__(self, charges: Mapping[str, float], inner: float, outer: float) -> None:
+    def __init__(
+        self,
+        charges: Mapping[str, float],
+        inner: float,
+        outer: float,
+        *,
+        style: Literal["lammps", "gpumd"] = "lammps",
+    ) -> None:
         super().__init__()
         if not 0 < inner < outer:
             raise ValueError(f"ZBL needs 0 < inner < outer, got inner {inner}, outer {outer}")
+        if style not in ("lammps", "gpumd"):
+            raise ValueError(f"ZBL style must be 'lammps' or 'gpumd', got {style!r}")
+        self.style = style
         self.elements = tuple(charges)
         self.inner, self.outer = float(inner), float(outer)
         z = torch.tensor([float(charges[e]) for e in self.elements], dtype=torch.float64)
@@ -40,7 +66,10 @@ class ZBL(torch.nn.Module):
         return self.outer
 
     def _bare(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor) -> torch.Tensor:
-        a = BOHR_SCREENING / (zi**EXPONENT + zj**EXPONENT)
+        if self.style == "gpumd":
+            a = 1.0 / (GPUMD_INVERSE_SCREENING * (zi**EXPONENT + zj**EXPONENT))
+        else:
+            a = BOHR_SCREENING / (zi**EXPONENT + zj**EXPONENT)
         phi = sum(c * torch.exp(-d * r / a) for c, d in SCREENING)
         return COULOMB * zi * zj * phi / r
 
@@ -64,6 +93,11 @@ class ZBL(torch.nn.Module):
         self, r: torch.Tensor, species_i: torch.Tensor, species_j: torch.Tensor
     ) -> torch.Tensor:
         zi, zj = self.charge[species_i], self.charge[species_j]
+        if self.style == "gpumd":
+            t = ((r - self.inner) / (self.outer - self.inner)).clamp(0.0, 1.0)
+            fc = 0.5 * torch.cos(math.pi * t) + 0.5
+            energy = self._bare(r, zi, zj) * fc
+            return torch.where(r < self.outer, energy, torch.zeros_like(r))
         a, b, c = self._switch_coefficients(zi, zj)
         t = (r - self.inner).clamp(min=0)
         energy = self._bare(r, zi, zj) + c + t**3 * (a / 3.0 + b / 4.0 * t)

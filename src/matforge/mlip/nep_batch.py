@@ -1,0 +1,334 @@
+"""NEP energies, forces and virials for many parameter sets at once (SNES populations) and
+with parameter gradients through the forces (gradient training), without autograd through
+the neighbour geometry.
+
+Everything that does not depend on the parameters is computed once per data set
+(`NepTables`): per atom, its neighbours padded to a fixed width, the Chebyshev basis and its
+radial derivative, the unit vectors, the angular components (Y_lm and the quadrupole) and
+their gradients with respect to the pair vector. A parameter set then costs a few batched
+contractions: g = basis . c (per species pair), q, the network, dE/dq and dE/dA by autograd
+on the small per-atom part, and the pair derivatives
+
+    dE/dv_ij = u_ij sum_n G^R_in g'^R_ijn
+             + sum_nc G^A_inc (g'^A_ijn Phi_ijc u_ij + g^A_ijn grad Phi_ijc),
+
+scattered to forces (F_i += dE/dv_ij, F_j -= dE/dv_ij) and virials (-sum v_ij dE/dv_ij).
+The result equals the autograd path of `Potential` (tests/mlip/test_nep.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from ase import Atoms
+
+from matforge.mlip.batch import AtomsBatch
+from matforge.mlip.descriptors import VOIGT
+from matforge.mlip.nep import NepSettings, angular_invariants, chebyshev_basis_and_slope
+from matforge.mlip.soap import real_spherical_harmonics_and_gradient
+
+
+@dataclass
+class Padded:
+    """Pairs of one cutoff in an (atoms, width) layout; empty slots have valid == False."""
+
+    neighbor: torch.Tensor  # (N, W) long (0 where empty)
+    neighbor_type: torch.Tensor  # (N, W) long (-1 where empty)
+    valid: torch.Tensor  # (N, W) bool
+    vector: torch.Tensor  # (N, W, 3)
+    unit: torch.Tensor  # (N, W, 3)
+    basis: torch.Tensor  # (N, W, K)
+    slope: torch.Tensor  # (N, W, K) d basis / dr
+
+
+@dataclass
+class NepTables:
+    species: torch.Tensor  # (N,)
+    structure: torch.Tensor  # (N,)
+    n_atoms: torch.Tensor  # (S,)
+    radial: Padded
+    angular: Padded
+    components: torch.Tensor  # (N, W_a, C) angular components Phi
+    component_grad: torch.Tensor  # (N, W_a, 3, C) d Phi / d (pair vector)
+    radial_sums: torch.Tensor  # (N, T, K_r): sum of the radial basis over neighbours of type t
+    angular_sums: torch.Tensor  # (N, T, K_a, C): sum of basis x Phi over neighbours of type t
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.n_atoms)
+
+    def to(self, device: str | torch.device) -> NepTables:
+        def move(p: Padded) -> Padded:
+            return Padded(*(getattr(p, f).to(device) for f in Padded.__dataclass_fields__))
+
+        return NepTables(
+            self.species.to(device),
+            self.structure.to(device),
+            self.n_atoms.to(device),
+            move(self.radial),
+            move(self.angular),
+            self.components.to(device),
+            self.component_grad.to(device),
+            self.radial_sums.to(device),
+            self.angular_sums.to(device),
+        )
+
+
+def _pad(
+    batch: AtomsBatch, vectors: torch.Tensor, cutoff: float, size: int
+) -> tuple[Padded, torch.Tensor]:
+    pairs = batch.pairs
+    r = vectors.norm(dim=-1)
+    keep = r < cutoff
+    center, neighbor, v, r = pairs.center[keep], pairs.neighbor[keep], vectors[keep], r[keep]
+    n = len(batch.species)
+    counts = torch.bincount(center, minlength=n)
+    width = max(int(counts.max()) if len(counts) else 0, 1)
+    order = torch.argsort(center, stable=True)
+    center, neighbor, v, r = center[order], neighbor[order], v[order], r[order]
+    slot = torch.arange(len(center)) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    valid = torch.zeros(n, width, dtype=torch.bool)
+    valid[center, slot] = True
+
+    def padded(values: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+        out = values.new_full((n, width, *values.shape[1:]), fill)
+        out[center, slot] = values
+        return out
+
+    basis, slope = chebyshev_basis_and_slope(r, cutoff, size)
+    unit = v / r[:, None]
+    table = Padded(
+        padded(neighbor).long(),
+        padded(batch.species[neighbor], -1).long(),
+        valid,
+        padded(v),
+        padded(unit),
+        padded(basis),
+        padded(slope),
+    )
+    return table, unit
+
+
+def _components(
+    unit: torch.Tensor, r: torch.Tensor, s: NepSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phi (P, C) and d Phi / d v (P, 3, C) for unit vectors u = v / r."""
+    y, dy = real_spherical_harmonics_and_gradient(unit, s.l_max)
+    values, grads = [y[:, 1:]], [dy[:, :, 1:]]
+    if s.l_max_4body == 2:
+        x, yy, z = unit.unbind(-1)
+        zero = torch.zeros_like(x)
+        values.append(torch.stack([x * x - 1 / 3, yy * yy - 1 / 3, x * yy, x * z, yy * z], -1))
+        grads.append(
+            torch.stack(
+                [
+                    torch.stack([2 * x, zero, zero], -1),
+                    torch.stack([zero, 2 * yy, zero], -1),
+                    torch.stack([yy, x, zero], -1),
+                    torch.stack([z, zero, x], -1),
+                    torch.stack([zero, z, yy], -1),
+                ],
+                dim=-1,
+            )
+        )
+    phi, grad_u = torch.cat(values, dim=-1), torch.cat(grads, dim=-1)
+    # on the sphere: d Phi(v / |v|) / dv = (1 - u u^T) grad_u Phi / |v|
+    along = (unit[:, :, None] * grad_u).sum(dim=1, keepdim=True)
+    return phi, (grad_u - unit[:, :, None] * along) / r[:, None, None]
+
+
+def build_tables(settings: NepSettings, structures: Sequence[Atoms]) -> NepTables:
+    """The parameter-independent geometry of `structures` for a NEP of `settings`."""
+    batch = AtomsBatch.from_atoms(structures, settings.elements, settings.cutoff_radial)
+    with torch.no_grad():
+        vectors, _ = batch.strained(batch.positions, batch.zero_strain())
+        radial, _ = _pad(batch, vectors, settings.cutoff_radial, settings.basis_size_radial)
+        angular, _ = _pad(batch, vectors, settings.cutoff_angular, settings.basis_size_angular)
+        flat_unit = angular.unit[angular.valid]
+        flat_r = angular.vector[angular.valid].norm(dim=-1)
+        phi, grad = _components(flat_unit, flat_r, settings)
+        components = phi.new_zeros(*angular.valid.shape, phi.shape[1])
+        components[angular.valid] = phi
+        component_grad = grad.new_zeros(*angular.valid.shape, 3, phi.shape[1])
+        component_grad[angular.valid] = grad
+        types = range(settings.n_types)
+        radial_sums = torch.stack(
+            [(radial.basis * (radial.neighbor_type == t)[..., None]).sum(1) for t in types], 1
+        )
+        angular_sums = torch.stack(
+            [
+                torch.einsum(
+                    "nwk,nwc->nkc",
+                    angular.basis * (angular.neighbor_type == t)[..., None],
+                    components,
+                )
+                for t in types
+            ],
+            1,
+        )
+    return NepTables(
+        batch.species,
+        batch.structure,
+        batch.n_atoms,
+        radial,
+        angular,
+        components,
+        component_grad,
+        radial_sums,
+        angular_sums,
+    )
+
+
+#: parameter names and their shapes without the leading batch dimension
+def parameter_shapes(s: NepSettings) -> dict[str, tuple[int, ...]]:
+    t = s.n_types
+    return {
+        "w0": (t, s.neurons, s.dim),
+        "b0": (t, s.neurons),
+        "w1": (t, s.neurons),
+        "b1": (),
+        "c_radial": (s.n_max_radial + 1, s.basis_size_radial + 1, t, t),
+        "c_angular": (s.n_max_angular + 1, s.basis_size_angular + 1, t, t),
+    }
+
+
+def split_vector(theta: torch.Tensor, s: NepSettings) -> dict[str, torch.Tensor]:
+    """(B, n_parameters) in nep.txt's order -> named tensors with a leading B dimension."""
+    out, offset = {}, 0
+    b, t = theta.shape[0], s.n_types
+    per_type = [("w0", s.neurons * s.dim), ("b0", s.neurons), ("w1", s.neurons)]
+    chunks: dict[str, list[torch.Tensor]] = {"w0": [], "b0": [], "w1": []}
+    for _ in range(t):
+        for name, size in per_type:
+            chunks[name].append(theta[:, offset : offset + size])
+            offset += size
+    out["w0"] = torch.stack(chunks["w0"], 1).reshape(b, t, s.neurons, s.dim)
+    out["b0"] = torch.stack(chunks["b0"], 1)
+    out["w1"] = torch.stack(chunks["w1"], 1)
+    out["b1"] = theta[:, offset]
+    offset += 1
+    for name in ("c_radial", "c_angular"):
+        shape = parameter_shapes(s)[name]
+        size = int(torch.tensor(shape).prod())
+        out[name] = theta[:, offset : offset + size].reshape(b, *shape)
+        offset += size
+    return out
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    energy: torch.Tensor  # (B, S)
+    forces: torch.Tensor | None  # (B, N, 3)
+    virial: torch.Tensor | None  # (B, S, 6), -dE/d strain in VOIGT order (eV)
+    descriptors: torch.Tensor  # (B, N, dim), scaled
+
+
+def _by_species(species: torch.Tensor, n_types: int):
+    for t in range(n_types):
+        rows = species == t
+        if bool(rows.any()):
+            yield t, rows
+
+
+def _pair_derivative(
+    table: Padded, coupled: torch.Tensor, basis: torch.Tensor, n_types: int
+) -> torch.Tensor:
+    """sum_k basis[i, w, k] coupled[b, i, k, ..., t_j(i, w)] -> (B, N, W, ...), as one
+    batched matrix product per neighbour type (atoms are the batch)."""
+    b, n, k = coupled.shape[:3]
+    rest = coupled.shape[3:-1]
+    out = None
+    for tj in range(n_types):
+        mask = (table.neighbor_type == tj).to(basis.dtype)
+        right = coupled[..., tj].reshape(b, n, k, -1).permute(1, 2, 0, 3).reshape(n, k, -1)
+        part = torch.bmm(basis * mask[..., None], right)  # (N, W, B * rest)
+        out = part if out is None else out + part
+    width = out.shape[1]
+    return out.reshape(n, width, b, *rest).movedim(2, 0)
+
+
+def evaluate(
+    tables: NepTables,
+    params: dict[str, torch.Tensor],
+    settings: NepSettings,
+    q_scaler: torch.Tensor,
+    *,
+    forces: bool = True,
+    virials: bool = False,
+    create_graph: bool = False,
+) -> BatchOutput:
+    """Energies (and forces, virials) of every structure for every parameter set in
+    `params` (leading dimension B); `create_graph` keeps them differentiable in the
+    parameters (gradient training)."""
+    s, t = settings, settings.n_types
+    species, radial, angular = tables.species, tables.radial, tables.angular
+    c_radial, c_angular = params["c_radial"], params["c_angular"]
+    b, n = c_radial.shape[0], len(species)
+    with torch.enable_grad():
+        # q_in = sum_tj sum_k (sum of basis over type-tj neighbours) c_nk^{ti tj}
+        q_radial = c_radial.new_zeros(b, n, s.n_max_radial + 1)
+        a = c_angular.new_zeros(b, n, s.n_max_angular + 1, tables.components.shape[-1])
+        for ti, rows in _by_species(species, t):
+            q_radial[:, rows] = torch.einsum(
+                "ajk,bnkj->ban", tables.radial_sums[rows], c_radial[:, :, :, ti, :]
+            )
+            a[:, rows] = torch.einsum(
+                "ajkc,bnkj->banc", tables.angular_sums[rows], c_angular[:, :, :, ti, :]
+            )
+        if forces or virials:
+            q_radial = q_radial if q_radial.requires_grad else q_radial.requires_grad_(True)
+            a = a if a.requires_grad else a.requires_grad_(True)
+        invariants = angular_invariants(a.flatten(0, 1), s).unflatten(0, (b, -1))
+        q = torch.cat([q_radial, invariants], -1) * q_scaler
+        atomic = q.new_zeros(b, n)
+        for ti, rows in _by_species(species, t):
+            hidden = torch.tanh(
+                torch.einsum("bad,bhd->bah", q[:, rows], params["w0"][:, ti])
+                - params["b0"][:, ti, None, :]
+            )
+            atomic[:, rows] = torch.einsum("bah,bh->ba", hidden, params["w1"][:, ti])
+        atomic = atomic - params["b1"][:, None]
+        energy = atomic.new_zeros(b, tables.n_structures).index_add(1, tables.structure, atomic)
+        if not (forces or virials):
+            return BatchOutput(energy, None, None, q)
+        g_radial, g_angular = torch.autograd.grad(
+            atomic.sum(), [q_radial, a], create_graph=create_graph
+        )
+    # couple dE/dq with the coefficients per centre: (B, N, K, T) and (B, N, K, C, T)
+    coupled_r = c_radial.new_zeros(b, n, s.basis_size_radial + 1, t)
+    coupled_a = c_angular.new_zeros(b, n, s.basis_size_angular + 1, a.shape[-1], t)
+    for ti, rows in _by_species(species, t):
+        coupled_r[:, rows] = torch.einsum(
+            "ban,bnkj->bakj", g_radial[:, rows], c_radial[:, :, :, ti]
+        )
+        coupled_a[:, rows] = torch.einsum(
+            "banc,bnkj->bakcj", g_angular[:, rows], c_angular[:, :, :, ti]
+        )
+    d = radial.unit * _pair_derivative(radial, coupled_r, radial.slope, t)[..., None]
+    h = _pair_derivative(angular, coupled_a, angular.basis, t)  # (B, N, W, C)
+    h_slope = _pair_derivative(angular, coupled_a, angular.slope, t)
+    d_angular = angular.unit * (h_slope * tables.components).sum(-1)[..., None]
+    d_angular = d_angular + torch.einsum("bnwc,nwxc->bnwx", h, tables.component_grad)
+    out_forces = out_virial = None
+    if forces:
+        f = d.new_zeros(b, n, 3)
+        for part, table in ((d, radial), (d_angular, angular)):
+            centers = torch.arange(n, device=d.device)[:, None].expand_as(table.valid)
+            f = f.index_add(1, centers.reshape(-1), part.reshape(b, -1, 3))
+            f = f.index_add(1, table.neighbor.reshape(-1), -part.reshape(b, -1, 3))
+        out_forces = f
+    if virials:
+        w = d.new_zeros(b, tables.n_structures, 6)
+        for part, table in ((d, radial), (d_angular, angular)):
+            owner = tables.structure[:, None].expand_as(table.valid).reshape(-1)
+            for column, (i, j) in enumerate(VOIGT):
+                sym = 0.5 * (
+                    table.vector[..., i] * part[..., j] + table.vector[..., j] * part[..., i]
+                )
+                w[:, :, column] = w[:, :, column].index_add(1, owner, -sym.reshape(b, -1))
+        out_virial = w
+    return BatchOutput(energy, out_forces, out_virial, q)

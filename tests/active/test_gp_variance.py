@@ -137,3 +137,44 @@ def test_estimate_and_greedy_update_cover_a_two_body_term():
     np.testing.assert_allclose(np.stack(estimate.per_atom), sigma, rtol=1e-10)
     after = measure.with_added([pool[0]]).estimate(pool).per_structure
     assert after[0] < 0.5 * estimate.per_structure[0]
+
+
+def test_active_learning_loop_trains_a_nep_committee(tmp_path):
+    """`potential.kind: nep`: each pass trains a committee of NEPs and labels by disagreement."""
+    import yaml
+
+    from matforge.active import run_active_learning
+    from matforge.active.config import ActiveConfig
+    from matforge.core.config import load_config
+
+    data = {
+        "name": "nep",
+        "runs_dir": str(tmp_path / "runs"),
+        "structures": [{"kind": "bulk", "symbol": "Cu", "a": 3.61, "repeat": [2, 1, 1]}],
+        "initial": {"count": 3, "rattle": 0.05},
+        "potential": {
+            "kind": "nep",
+            "elements": ["Cu"],
+            "cutoff": [4.0, 3.5],
+            "n_max": [2, 2],
+            "basis_size": [3, 3],
+            "l_max": [2, 0, 0],
+            "neuron": 4,
+        },
+        "nep": {"method": "gradient", "adam_steps": 20, "lbfgs_steps": 0},
+        "uncertainty": {"measure": "committee", "members": 2, "lower": 0.0},
+        "selection": {"batch_size": 2},
+        "explore": {"kind": "md", "stages": [{"temperature": 600, "steps": 10}], "sample_every": 5},
+        "executor": {"kind": "serial"},
+        "iterations": 1,
+    }
+    path = tmp_path / "nep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = run_active_learning(load_config(path, ActiveConfig, []))
+    assert [c["oracle_calls"] for c in result.curve] == [3, 5]
+    picked = result.store.structures(role="train", status="labelled")
+    assert [a.info.get("measure") for a in picked].count("committee") == 2
+    bad = dict(data, uncertainty={"measure": "maxvol", "lower": 1.0})
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(Exception, match="committee"):
+        load_config(path, ActiveConfig, [])

@@ -179,3 +179,46 @@ fit: {{test_fraction: 0.25}}
     refused = runner.invoke(app, ["mlip", "fit", str(mismatched)])
     assert refused.exit_code != 0
     assert "needs descriptor.kind 'snap'" in refused.output
+
+
+def test_nep_fit_writes_a_gpumd_model_and_runs_md(emt_data):
+    """`model: nep` through the CLI: trained by gradients, nep.txt beside model.pt, MD."""
+    folder, data, _ = emt_data
+    config = folder / "nep.yaml"
+    config.write_text(
+        f"""name: cu-nep
+runs_dir: {folder / "runs"}
+model: nep
+data: {{format: ase, path: {data}}}
+descriptor: {{kind: nep, elements: [Cu], cutoff: [4.0, 3.5], n_max: [2, 2],
+             basis_size: [3, 3], l_max: [2, 0, 0], neuron: 5}}
+nep: {{method: gradient, adam_steps: 40, lbfgs_steps: 20}}
+fit: {{test_fraction: 0.25}}
+"""
+    )
+    runner = CliRunner()
+    fitted = runner.invoke(app, ["mlip", "fit", str(config), "--json"])
+    assert fitted.exit_code == 0, fitted.output
+    metrics = json.loads(fitted.stdout)
+    assert metrics["model"] == "nep"
+    assert metrics["method"] == "gradient"
+    run = folder / "runs" / metrics["run"].split("/")[-1]
+    from matforge.mlip.io import load_potential
+    from matforge.mlip.nep_io import read_nep_txt
+
+    saved, gpumd = load_potential(run / "model.pt"), read_nep_txt(run / "nep.txt")
+    cell = bulk("Cu", "fcc", a=3.62, cubic=True).repeat((2, 1, 1))
+    cell.rattle(0.05, seed=3)
+    e1 = saved(saved.batch([cell])).energy
+    e2 = gpumd(gpumd.batch([cell])).energy
+    assert abs(float(e1[0] - e2[0])) < 1e-8  # nep.txt holds the same model
+    assert (run / "learning_curve.csv").exists()
+    structure = folder / "cu_nep.cif"
+    write(structure, bulk("Cu", "fcc", a=3.61, cubic=True))
+    md = runner.invoke(app, ["mlip", "md", str(run / "model.pt"), str(structure), "--steps", "3"])
+    assert md.exit_code == 0, md.output
+    mismatched = folder / "nep_kind.yaml"
+    mismatched.write_text(config.read_text().replace("kind: nep,", "kind: soap,"))
+    refused = runner.invoke(app, ["mlip", "fit", str(mismatched)])
+    assert refused.exit_code != 0
+    assert "Traceback" not in refused.output

@@ -130,6 +130,12 @@ def test_forces_and_virials_equal_finite_differences():
         return float(potential(potential.batch([candidate]), forces=False, stress=False).energy[0])
 
     out = potential(potential.batch([atoms]))
+    # the closed-form path that predictions take equals autograd through the descriptor
+    traced = potential._forward_autograd(
+        potential.batch([atoms]), True, True, False, with_model=True
+    )
+    torch.testing.assert_close(out.forces, traced.forces, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.stress, traced.stress, rtol=0, atol=1e-12)
     h = 2e-5
     for a, b in ((0, 0), (1, 2)):
         strain = np.zeros((3, 3))

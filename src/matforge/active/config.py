@@ -9,7 +9,15 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from matforge.active.structures import PerturbSpec, StructureSpec
 from matforge.core.config import JobConfig, StrictModel
-from matforge.mlip.job import GapConfig, SnapConfig, SoapConfig, ZBLConfig, _descriptor_kind
+from matforge.mlip.job import (
+    GapConfig,
+    NepConfig,
+    NepTrainConfig,
+    SnapConfig,
+    SoapConfig,
+    ZBLConfig,
+    _descriptor_kind,
+)
 
 
 class FitSpec(StrictModel):
@@ -117,10 +125,16 @@ class ActiveConfig(JobConfig):
     structures: list[StructureSpec] = Field(min_length=1, description="start structures")
     initial: PerturbSpec = Field(default_factory=PerturbSpec)
     potential: Annotated[
-        Annotated[SnapConfig, Tag("snap")] | Annotated[SoapConfig, Tag("soap")],
+        Annotated[SnapConfig, Tag("snap")]
+        | Annotated[SoapConfig, Tag("soap")]
+        | Annotated[NepConfig, Tag("nep")],
         Discriminator(_descriptor_kind),
-    ] = Field(description="SNAP (kind: snap, the default) or SOAP for a GAP (kind: soap)")
+    ] = Field(description="SNAP (kind: snap, the default), SOAP for a GAP, or a NEP (kind: nep)")
     gap: GapConfig = Field(default_factory=GapConfig, description="GAP settings (kind: soap)")
+    nep: NepTrainConfig = Field(
+        default_factory=lambda: NepTrainConfig(method="gradient", adam_steps=300, lbfgs_steps=100),
+        description="NEP training of each committee member (kind: nep)",
+    )
     reference: ZBLConfig | None = None
     fit: FitSpec = Field(default_factory=FitSpec)
     uncertainty: UncertaintySpec
@@ -135,6 +149,14 @@ class ActiveConfig(JobConfig):
     @model_validator(mode="after")
     def _consistent(self) -> ActiveConfig:
         gap = isinstance(self.potential, SoapConfig)
+        if isinstance(self.potential, NepConfig):
+            if self.uncertainty.measure != "committee":
+                raise ValueError("a NEP learns actively with uncertainty.measure 'committee'")
+            if self.selection.diversity in ("fps", "greedy"):
+                raise ValueError("with a NEP committee use selection.diversity 'none' or 'random'")
+            if self.reference is not None:
+                raise ValueError("a NEP takes GPUMD's ZBL as potential.zbl, not a reference")
+            return self
         if not gap and set(self.potential.radius) != set(self.potential.weight):
             raise ValueError("potential.radius and potential.weight must name the same elements")
         if gap != (self.uncertainty.measure == "gp_variance"):

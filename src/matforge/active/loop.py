@@ -25,6 +25,7 @@ from matforge.active.config import ActiveConfig
 from matforge.active.explore import Exploration, MDExplorer, PoolExplorer, Stage
 from matforge.active.gap import GapTrainer, GPVarianceUncertainty
 from matforge.active.model import LinearTrainer, RowWeights, predict
+from matforge.active.nep import NepCommitteeTrainer
 from matforge.active.oracle import CalculatorOracle, Oracle, PyscfOracle
 from matforge.active.parallel import OracleRunner
 from matforge.active.selection import Selection, select_batch
@@ -38,7 +39,7 @@ from matforge.active.uncertainty import (
 )
 from matforge.core.errors import ConfigError
 from matforge.core.progress import get_logger
-from matforge.mlip.job import SoapConfig, snap_potential, soap_potential
+from matforge.mlip.job import NepConfig, SoapConfig, snap_potential, soap_potential
 from matforge.mlip.potential import Potential
 
 log = get_logger(__name__)
@@ -75,8 +76,26 @@ class ActiveLearner:
         self.oracle = oracle if oracle is not None else make_oracle(config)
         self.store = ActiveStore(config.database_url)
         self.gap = isinstance(config.potential, SoapConfig)
+        self.nep = isinstance(config.potential, NepConfig)
         self._gp_cache: dict = {}
-        if self.gap:
+        if self.nep:
+            from matforge.mlip.nep_job import nep_settings
+
+            settings, training = nep_settings(config.potential, config.nep)
+            t = config.nep
+            self.trainer = NepCommitteeTrainer(
+                settings,
+                training,
+                members=config.uncertainty.members,
+                method=t.method,
+                seconds=t.seconds,
+                adam_steps=t.adam_steps,
+                lbfgs_steps=t.lbfgs_steps,
+                learning_rate=t.learning_rate,
+                generations=t.generation,
+                seed=config.seed,
+            )
+        elif self.gap:
             from matforge.mlip.gap_job import gap_settings
 
             self.template = soap_potential(config.potential, config.reference)
@@ -210,6 +229,10 @@ class ActiveLearner:
         self, training: list[Atoms], iteration: int, potential: Potential | None = None
     ) -> Uncertainty:
         spec = self.config.uncertainty
+        if self.nep:
+            if potential is None:
+                self.trainer.fit(training)
+            return self.trainer.uncertainty()
         if spec.measure == "gp_variance":
             if potential is None:
                 potential = self.trainer.fit(training)
@@ -252,7 +275,8 @@ class ActiveLearner:
         spec, selection = self.config.uncertainty, self.config.selection
         candidates = exploration.candidates
         values = np.asarray(exploration.uncertainty)
-        diversity = selection.diversity or ("fps" if spec.measure == "committee" else "greedy")
+        default = "none" if self.nep else "fps" if spec.measure == "committee" else "greedy"
+        diversity = selection.diversity or default
         if diversity == "random":
             allowed = np.flatnonzero(values <= spec.upper) if spec.upper else np.arange(len(values))
             rng = self.rng(5, iteration)
@@ -276,19 +300,18 @@ class ActiveLearner:
             upper=spec.upper,
             diversity=diversity,
             uncertainty=uncertainty,
-            cache=None if self.gap else self.trainer.cache,
+            cache=None if self.gap or self.nep else self.trainer.cache,
         )
 
     def evaluate(self, potential: Potential, structures: list[Atoms]) -> dict[str, float]:
         if not structures:
             return {}
-        if self.gap:
+        if self.gap or self.nep:
             out = potential(potential.batch(structures), stress=False)
             counts = np.cumsum([0] + [len(a) for a in structures])
-            energies = [out.energy.numpy()[k : k + 1] for k in range(len(structures))]
-            forces = [
-                out.forces.numpy()[None, counts[k] : counts[k + 1]] for k in range(len(structures))
-            ]
+            energy, force = out.energy.detach().numpy(), out.forces.detach().numpy()
+            energies = [energy[k : k + 1] for k in range(len(structures))]
+            forces = [force[None, counts[k] : counts[k + 1]] for k in range(len(structures))]
         else:
             coefficients = potential.model.coefficients.detach().numpy().reshape(1, -1)
             rows = self.trainer.cache.rows(structures, forces=True)
@@ -397,7 +420,7 @@ class ActiveLearner:
             keep |= {exploration.candidates[i].info["uid"] for i in selection.indices}
             if self.gap:
                 self._gp_cache = {k: v for k, v in self._gp_cache.items() if k in keep}
-            else:
+            elif not self.nep:
                 self.trainer.cache.retain(keep | self._test_uids())
             self.store.add_pending(
                 [exploration.candidates[i] for i in selection.indices],

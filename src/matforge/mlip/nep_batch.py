@@ -26,8 +26,12 @@ from ase import Atoms
 
 from matforge.mlip.batch import AtomsBatch
 from matforge.mlip.descriptors import VOIGT
-from matforge.mlip.nep import NepSettings, angular_invariants, chebyshev_basis_and_slope
-from matforge.mlip.soap import real_spherical_harmonics_and_gradient
+from matforge.mlip.nep import (
+    NepSettings,
+    angular_components_and_gradient,
+    angular_invariants,
+    chebyshev_basis_and_slope,
+)
 
 
 @dataclass
@@ -113,34 +117,6 @@ def _pad(
     return table, unit
 
 
-def _components(
-    unit: torch.Tensor, r: torch.Tensor, s: NepSettings
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Phi (P, C) and d Phi / d v (P, 3, C) for unit vectors u = v / r."""
-    y, dy = real_spherical_harmonics_and_gradient(unit, s.l_max)
-    values, grads = [y[:, 1:]], [dy[:, :, 1:]]
-    if s.l_max_4body == 2:
-        x, yy, z = unit.unbind(-1)
-        zero = torch.zeros_like(x)
-        values.append(torch.stack([x * x - 1 / 3, yy * yy - 1 / 3, x * yy, x * z, yy * z], -1))
-        grads.append(
-            torch.stack(
-                [
-                    torch.stack([2 * x, zero, zero], -1),
-                    torch.stack([zero, 2 * yy, zero], -1),
-                    torch.stack([yy, x, zero], -1),
-                    torch.stack([z, zero, x], -1),
-                    torch.stack([zero, z, yy], -1),
-                ],
-                dim=-1,
-            )
-        )
-    phi, grad_u = torch.cat(values, dim=-1), torch.cat(grads, dim=-1)
-    # on the sphere: d Phi(v / |v|) / dv = (1 - u u^T) grad_u Phi / |v|
-    along = (unit[:, :, None] * grad_u).sum(dim=1, keepdim=True)
-    return phi, (grad_u - unit[:, :, None] * along) / r[:, None, None]
-
-
 def build_tables(settings: NepSettings, structures: Sequence[Atoms]) -> NepTables:
     """The parameter-independent geometry of `structures` for a NEP of `settings`."""
     batch = AtomsBatch.from_atoms(structures, settings.elements, settings.cutoff_radial)
@@ -150,7 +126,7 @@ def build_tables(settings: NepSettings, structures: Sequence[Atoms]) -> NepTable
         angular, _ = _pad(batch, vectors, settings.cutoff_angular, settings.basis_size_angular)
         flat_unit = angular.unit[angular.valid]
         flat_r = angular.vector[angular.valid].norm(dim=-1)
-        phi, grad = _components(flat_unit, flat_r, settings)
+        phi, grad = angular_components_and_gradient(flat_unit, flat_r, settings)
         components = phi.new_zeros(*angular.valid.shape, phi.shape[1])
         components[angular.valid] = phi
         component_grad = grad.new_zeros(*angular.valid.shape, 3, phi.shape[1])

@@ -39,8 +39,8 @@ class NepFitResult:
     seconds: float
 
 
-def nep_settings(config: Any) -> tuple[NepSettings, NepTrainingSettings]:
-    d, t = config.descriptor, config.nep
+def nep_settings(d: Any, t: Any) -> tuple[NepSettings, NepTrainingSettings]:
+    """From the `descriptor` (NepConfig) and `nep` (NepTrainConfig) sections."""
     settings = NepSettings(
         tuple(d.elements),
         cutoff_radial=d.cutoff[0],
@@ -71,7 +71,7 @@ def nep_settings(config: Any) -> tuple[NepSettings, NepTrainingSettings]:
 def run_nep_fit(config: Any, structures: list) -> NepFitResult:
     from matforge.mlip.job import split_by_group
 
-    settings, training = nep_settings(config)
+    settings, training = nep_settings(config.descriptor, config.nep)
     groups = [str(a.info.get("group", "all")) for a in structures]
     train, test = split_by_group(groups, config.fit.test_fraction, config.seed)
     potential = nep_potential(settings)

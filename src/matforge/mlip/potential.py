@@ -143,6 +143,19 @@ class Potential(torch.nn.Module):
     ) -> PotentialOutput:
         if self.backend == "numba" and not create_graph:
             return self._forward_compiled(batch, stress)
+        closed_form = getattr(self.descriptor, "energy_forces", None)
+        if closed_form is not None and forces and not create_graph:
+            out = closed_form(self.model, batch, stress=stress)
+            if self.reference is None:
+                return out
+            ref = self.reference_output(batch, stress=stress)
+            sigma = out.stress + ref.stress if stress else None
+            return PotentialOutput(
+                out.energy + ref.energy,
+                out.forces + ref.forces,
+                sigma,
+                out.atomic_energies + ref.atomic_energies,
+            )
         return self._forward_autograd(batch, forces, stress, create_graph, with_model=True)
 
     def _forward_compiled(self, batch: AtomsBatch, stress: bool) -> PotentialOutput:

@@ -357,6 +357,33 @@ def angular_invariants(a: torch.Tensor, s: NepSettings) -> torch.Tensor:
     return torch.cat(blocks, dim=1)
 
 
+def angular_invariants_vjp(a: torch.Tensor, g: torch.Tensor, s: NepSettings) -> torch.Tensor:
+    """d(sum g . invariants)/da for cotangents g (..., blocks * (n_max_angular + 1)) of
+    `angular_invariants`, written out (no autograd graph)."""
+    n = s.n_max_angular + 1
+    out = torch.zeros_like(a)
+    for ell in range(1, s.l_max + 1):
+        part = slice(ell * ell - 1, (ell + 1) * (ell + 1) - 1)
+        out[..., part] = 2.0 * a[..., part] * g[..., (ell - 1) * n : ell * n, None]
+    block = s.l_max
+    if s.l_max_4body == 2:
+        m = a[..., (s.l_max + 1) ** 2 - 1 :]
+        xx, yy, xy, xz, yz = m.unbind(-1)
+        zz = -xx - yy
+        # cofactors of the symmetric M; zz = -xx - yy carries into the xx and yy entries
+        c_xx, c_yy, c_zz = yy * zz - yz * yz, xx * zz - xz * xz, xx * yy - xy * xy
+        c_xy, c_xz, c_yz = xz * yz - xy * zz, xy * yz - yy * xz, xy * xz - xx * yz
+        weight = KAPPA_4BODY * g[..., block * n : (block + 1) * n]
+        grads = torch.stack([c_xx - c_zz, c_yy - c_zz, 2.0 * c_xy, 2.0 * c_xz, 2.0 * c_yz], dim=-1)
+        out[..., (s.l_max + 1) ** 2 - 1 :] = grads * weight[..., None]
+        block += 1
+    if s.l_max_5body == 1:
+        p = a[..., 0:3]
+        weight = 4.0 * KAPPA_5BODY * (p * p).sum(-1) * g[..., block * n : (block + 1) * n]
+        out[..., 0:3] = out[..., 0:3] + p * weight[..., None]
+    return out
+
+
 class NEPNetwork(torch.nn.Module):
     """One hidden tanh layer per species: E_i = w1[t] . tanh(w0[t] q_i - b0[t]) - b1."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from ase import Atoms
 
@@ -30,6 +31,7 @@ from matforge.mlip.nep import (
     NepSettings,
     angular_components_and_gradient,
     angular_invariants,
+    angular_invariants_vjp,
     chebyshev_basis_and_slope,
 )
 
@@ -45,6 +47,8 @@ class Padded:
     unit: torch.Tensor  # (N, W, 3)
     basis: torch.Tensor  # (N, W, K)
     slope: torch.Tensor  # (N, W, K) d basis / dr
+    reverse: torch.Tensor  # (N * W,) flat slot of the reverse pair (j -> i, -shift)
+    outer: torch.Tensor  # (N, W, 6) sym(v u^T) in VOIGT order (virials of radial terms)
 
 
 @dataclass
@@ -105,6 +109,17 @@ def _pad(
 
     basis, slope = chebyshev_basis_and_slope(r, cutoff, size)
     unit = v / r[:, None]
+    # the reverse of pair (i -> j, shift) is (j -> i, -shift): sorting both keys aligns them
+    shift = pairs.shift[keep][order].round().long().numpy()
+    c_np, n_np = center.numpy(), neighbor.numpy()
+    forward = np.lexsort((shift[:, 2], shift[:, 1], shift[:, 0], n_np, c_np))
+    backward = np.lexsort((-shift[:, 2], -shift[:, 1], -shift[:, 0], c_np, n_np))
+    partner = np.empty(len(c_np), dtype=np.int64)
+    partner[forward] = backward
+    flat = (center * width + slot).numpy()
+    reverse = np.zeros(n * width, dtype=np.int64)
+    reverse[flat] = flat[partner]
+    outer = torch.stack([0.5 * (v[:, a] * unit[:, b] + v[:, b] * unit[:, a]) for a, b in VOIGT], -1)
     table = Padded(
         padded(neighbor).long(),
         padded(batch.species[neighbor], -1).long(),
@@ -113,6 +128,8 @@ def _pad(
         padded(unit),
         padded(basis),
         padded(slope),
+        torch.from_numpy(reverse),
+        padded(outer),
     )
     return table, unit
 
@@ -244,7 +261,7 @@ def evaluate(
     species, radial, angular = tables.species, tables.radial, tables.angular
     c_radial, c_angular = params["c_radial"], params["c_angular"]
     b, n = c_radial.shape[0], len(species)
-    with torch.enable_grad():
+    if True:  # every derivative below is written out: plain tensor algebra
         # q_in = sum_tj sum_k (sum of basis over type-tj neighbours) c_nk^{ti tj}
         q_radial = c_radial.new_zeros(b, n, s.n_max_radial + 1)
         a = c_angular.new_zeros(b, n, s.n_max_angular + 1, tables.components.shape[-1])
@@ -255,25 +272,27 @@ def evaluate(
             a[:, rows] = torch.einsum(
                 "ajkc,bnkj->banc", tables.angular_sums[rows], c_angular[:, :, :, ti, :]
             )
-        if forces or virials:
-            q_radial = q_radial if q_radial.requires_grad else q_radial.requires_grad_(True)
-            a = a if a.requires_grad else a.requires_grad_(True)
         invariants = angular_invariants(a.flatten(0, 1), s).unflatten(0, (b, -1))
         q = torch.cat([q_radial, invariants], -1) * q_scaler
         atomic = q.new_zeros(b, n)
+        g_q = torch.zeros_like(q) if (forces or virials) else None
         for ti, rows in _by_species(species, t):
+            w0 = params["w0"][:, ti]
             hidden = torch.tanh(
-                torch.einsum("bad,bhd->bah", q[:, rows], params["w0"][:, ti])
-                - params["b0"][:, ti, None, :]
+                torch.einsum("bad,bhd->bah", q[:, rows], w0) - params["b0"][:, ti, None, :]
             )
             atomic[:, rows] = torch.einsum("bah,bh->ba", hidden, params["w1"][:, ti])
+            if g_q is not None:  # dE_i/dq_i = sum_h w1_h (1 - h^2) w0_h
+                slope_h = (1.0 - hidden * hidden) * params["w1"][:, ti, None, :]
+                g_q[:, rows] = torch.einsum("bah,bhd->bad", slope_h, w0)
         atomic = atomic - params["b1"][:, None]
         energy = atomic.new_zeros(b, tables.n_structures).index_add(1, tables.structure, atomic)
-        if not (forces or virials):
+        if g_q is None:
             return BatchOutput(energy, None, None, q)
-        g_radial, g_angular = torch.autograd.grad(
-            atomic.sum(), [q_radial, a], create_graph=create_graph
-        )
+        g_q = g_q * q_scaler
+        nr = s.n_max_radial + 1
+        g_radial = g_q[..., :nr]
+    g_angular = angular_invariants_vjp(a, g_q[..., nr:], s)
     # couple dE/dq with the coefficients per centre: (B, N, K, T) and (B, N, K, C, T)
     coupled_r = c_radial.new_zeros(b, n, s.basis_size_radial + 1, t)
     coupled_a = c_angular.new_zeros(b, n, s.basis_size_angular + 1, a.shape[-1], t)
@@ -284,27 +303,29 @@ def evaluate(
         coupled_a[:, rows] = torch.einsum(
             "banc,bnkj->bakcj", g_angular[:, rows], c_angular[:, :, :, ti]
         )
-    d = radial.unit * _pair_derivative(radial, coupled_r, radial.slope, t)[..., None]
+    # radial pairs: dE/dv = d u; F_i = sum_w (d_iw + d_reverse(iw)) u_iw
+    d = _pair_derivative(radial, coupled_r, radial.slope, t)  # (B, N, W)
     h = _pair_derivative(angular, coupled_a, angular.basis, t)  # (B, N, W, C)
     h_slope = _pair_derivative(angular, coupled_a, angular.slope, t)
     d_angular = angular.unit * (h_slope * tables.components).sum(-1)[..., None]
     d_angular = d_angular + torch.einsum("bnwc,nwxc->bnwx", h, tables.component_grad)
     out_forces = out_virial = None
     if forces:
-        f = d.new_zeros(b, n, 3)
-        for part, table in ((d, radial), (d_angular, angular)):
-            centers = torch.arange(n, device=d.device)[:, None].expand_as(table.valid)
-            f = f.index_add(1, centers.reshape(-1), part.reshape(b, -1, 3))
-            f = f.index_add(1, table.neighbor.reshape(-1), -part.reshape(b, -1, 3))
+        both = d + d.reshape(b, -1)[:, radial.reverse].reshape(d.shape)
+        f = torch.einsum("bnw,nwx->bnx", both, radial.unit)
+        flat = d_angular.reshape(b, -1, 3)
+        partner = flat[:, angular.reverse].reshape(d_angular.shape)
+        f = f + ((d_angular - partner) * angular.valid[..., None]).sum(2)
         out_forces = f
     if virials:
-        w = d.new_zeros(b, tables.n_structures, 6)
-        for part, table in ((d, radial), (d_angular, angular)):
-            owner = tables.structure[:, None].expand_as(table.valid).reshape(-1)
-            for column, (i, j) in enumerate(VOIGT):
-                sym = 0.5 * (
-                    table.vector[..., i] * part[..., j] + table.vector[..., j] * part[..., i]
-                )
-                w[:, :, column] = w[:, :, column].index_add(1, owner, -sym.reshape(b, -1))
-        out_virial = w
+        per_atom = torch.einsum("bnw,nwk->bnk", d, radial.outer)
+        for column, (i, j) in enumerate(VOIGT):
+            sym = 0.5 * (
+                angular.vector[..., i] * d_angular[..., j]
+                + angular.vector[..., j] * d_angular[..., i]
+            )
+            per_atom[..., column] = per_atom[..., column] + sym.sum(2)
+        out_virial = -per_atom.new_zeros(b, tables.n_structures, 6).index_add(
+            1, tables.structure, per_atom
+        )
     return BatchOutput(energy, out_forces, out_virial, q)

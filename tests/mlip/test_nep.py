@@ -274,3 +274,16 @@ def test_nep_in_and_train_xyz_of_the_pbte_example():
     assert len(frames) == 25
     assert all(len(a) == 250 for a in frames)
     assert abs(frames[0].get_potential_energy() - (-937.191)) < 1e-9
+
+
+def test_compiled_backend_equals_the_torch_path():
+    pytest.importorskip("numba")
+    potential = random_nep()
+    structures = [labelled(s, ("Cu", "Ni"), (2, 1, 1), rattle=0.15) for s in (21, 22)]
+    batch = potential.batch(structures)
+    expected = potential(batch)
+    potential.backend = "numba"
+    out = potential(batch)
+    torch.testing.assert_close(out.energy, expected.energy, rtol=0, atol=1e-10)
+    torch.testing.assert_close(out.forces, expected.forces, rtol=0, atol=1e-10)
+    torch.testing.assert_close(out.stress, expected.stress, rtol=0, atol=1e-12)

@@ -159,14 +159,21 @@ class Potential(torch.nn.Module):
         return self._forward_autograd(batch, forces, stress, create_graph, with_model=True)
 
     def _forward_compiled(self, batch: AtomsBatch, stress: bool) -> PotentialOutput:
-        """Linear SNAP by the compiled kernel (`snap_numba`), the reference by autograd."""
+        """Linear SNAP or NEP by their compiled kernels, the reference by autograd."""
+        from matforge.mlip.nep import NEPDescriptor
         from matforge.mlip.snap import Bispectrum
-        from matforge.mlip.snap_numba import snap_energy_forces
 
-        if not isinstance(self.descriptor, Bispectrum) or not isinstance(self.model, LinearModel):
-            raise ValueError("backend 'numba' runs a Bispectrum with a LinearModel only")
-        coefficients = self.model.coefficients.detach().numpy()
-        atomic, force, virial = snap_energy_forces(self.descriptor, batch, coefficients)
+        if isinstance(self.descriptor, NEPDescriptor):
+            from matforge.mlip.nep_numba import nep_energy_forces
+
+            atomic, force, virial = nep_energy_forces(self.descriptor, self.model, batch)
+        elif isinstance(self.descriptor, Bispectrum) and isinstance(self.model, LinearModel):
+            from matforge.mlip.snap_numba import snap_energy_forces
+
+            coefficients = self.model.coefficients.detach().numpy()
+            atomic, force, virial = snap_energy_forces(self.descriptor, batch, coefficients)
+        else:
+            raise ValueError("backend 'numba' runs linear SNAP or NEP only")
         atomic = torch.from_numpy(atomic)
         force = torch.from_numpy(force)
         virial = torch.from_numpy(virial)

@@ -124,7 +124,7 @@ def md_command(
     repeat: Annotated[str, typer.Option(help="Supercell, e.g. 4,4,4.")] = "1,1,1",
     log_every: Annotated[int, typer.Option()] = 10,
     backend: Annotated[
-        str, typer.Option(help="torch, or numba (compiled loops, linear SNAP; extra jit).")
+        str, typer.Option(help="torch, or numba (compiled: linear SNAP, NEP; extra jit).")
     ] = "torch",
     trajectory: Annotated[
         Path, typer.Option(help="ASE trajectory to write (never overwritten).")

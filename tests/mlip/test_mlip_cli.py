@@ -215,7 +215,19 @@ fit: {{test_fraction: 0.25}}
     assert (run / "learning_curve.csv").exists()
     structure = folder / "cu_nep.cif"
     write(structure, bulk("Cu", "fcc", a=3.61, cubic=True))
-    md = runner.invoke(app, ["mlip", "md", str(run / "model.pt"), str(structure), "--steps", "3"])
+    md = runner.invoke(
+        app,
+        [
+            "mlip",
+            "md",
+            str(run / "model.pt"),
+            str(structure),
+            "--steps",
+            "3",
+            "--trajectory",
+            str(folder / "nep.traj"),
+        ],
+    )
     assert md.exit_code == 0, md.output
     mismatched = folder / "nep_kind.yaml"
     mismatched.write_text(config.read_text().replace("kind: nep,", "kind: soap,"))

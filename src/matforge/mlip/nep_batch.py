@@ -67,6 +67,28 @@ class NepTables:
     def n_structures(self) -> int:
         return len(self.n_atoms)
 
+    def astype(self, dtype: torch.dtype) -> NepTables:
+        """The same tables with every floating-point array in `dtype` (e.g. float32 for
+        SNES populations, as GPUMD evaluates them)."""
+
+        def cast(x: torch.Tensor) -> torch.Tensor:
+            return x.to(dtype) if x.is_floating_point() else x
+
+        def cast_padded(p: Padded) -> Padded:
+            return Padded(*(cast(getattr(p, f)) for f in Padded.__dataclass_fields__))
+
+        return NepTables(
+            self.species,
+            self.structure,
+            self.n_atoms,
+            cast_padded(self.radial),
+            cast_padded(self.angular),
+            cast(self.components),
+            cast(self.component_grad),
+            cast(self.radial_sums),
+            cast(self.angular_sums),
+        )
+
     def to(self, device: str | torch.device) -> NepTables:
         def move(p: Padded) -> Padded:
             return Padded(*(getattr(p, f).to(device) for f in Padded.__dataclass_fields__))

@@ -14,7 +14,8 @@ updated with the ranking by the loss on the structures that contain t; the share
 the ranking by the total loss. Batches of `batch` structures cycle through the data.
 
 Gradients: the same loss (forces differentiable in the parameters through `nep_batch`),
-Adam then L-BFGS, from the same U(-0.5, 0.5) start. Both record learning curves (time,
+Adam then L-BFGS, from the same U(-0.5, 0.5) start except the shared output bias, which
+starts at the training data's mean energy per atom. Both record learning curves (time,
 loss parts, training and, if given, validation RMSEs).
 
 Descriptor scaling (`q_scaler`): per descriptor block (radial, each l, 4-body, 5-body)
@@ -337,6 +338,10 @@ def train_gradient(
     settings: NepSettings = potential.descriptor.settings
     rng = torch.Generator().manual_seed(seed)
     theta0 = torch.rand(settings.n_parameters, generator=rng, dtype=torch.float64) - 0.5
+    # the output bias starts at the data's mean energy per atom (E_i = ... - b1): otherwise
+    # Adam spends hundreds of steps of its learning rate just shifting it
+    mean = torch.cat([d.energy / d.n_atoms for d in datasets]).mean()
+    theta0[settings.n_types * (settings.dim + 2) * settings.neurons] = -mean
     q_scaler = block_q_scaler(datasets[0], settings, theta0)
     potential.descriptor.q_scaler.copy_(q_scaler)
     theta = theta0.clone().requires_grad_(True)
@@ -382,23 +387,37 @@ def train_gradient(
         step_count += 1
         if step % report_every == 0:
             record("adam", data, loss.detach())
+    # L-BFGS's line search may evaluate many trial points: the budget is checked at every
+    # evaluation, and the best parameters evaluated are the result
     lbfgs = torch.optim.LBFGS(
-        [theta], lr=1.0, max_iter=20, history_size=20, line_search_fn="strong_wolfe"
+        [theta], lr=1.0, max_iter=5, history_size=20, line_search_fn="strong_wolfe"
     )
     data = datasets[0]
-    for _ in range(max(0, lbfgs_steps // 20)):
+    best: list = [math.inf, theta.detach().clone()]
+
+    class _OutOfTimeError(Exception):
+        pass
+
+    def closure() -> torch.Tensor:
         if seconds is not None and time.perf_counter() - start > seconds:
+            raise _OutOfTimeError
+        lbfgs.zero_grad()
+        loss, _ = loss_of(data)
+        if float(loss) < best[0]:
+            best[0], best[1] = float(loss), theta.detach().clone()
+        loss.backward()
+        return loss
+
+    for _ in range(max(0, lbfgs_steps // 5)):
+        try:
+            loss = lbfgs.step(closure)
+        except _OutOfTimeError:
             break
-
-        def closure() -> torch.Tensor:
-            lbfgs.zero_grad()
-            loss, _ = loss_of(data)
-            loss.backward()
-            return loss
-
-        loss = lbfgs.step(closure)
-        step_count += 20
+        step_count += 5
         record("lbfgs", data, loss.detach())
+    if best[0] < math.inf:
+        with torch.no_grad():
+            theta.copy_(best[1])
     load_parameter_vector(potential, theta.detach())
     return NepTrainResult(potential, curve, time.perf_counter() - start, "gradient")
 

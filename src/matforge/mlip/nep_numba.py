@@ -132,6 +132,12 @@ def _components(v, r, l_max, quadrupole, norm, cm, sm, q, dq, y, dy, phi, dphi):
         dphi[2, c] = (dphi[2, c] - uz * along) / r
 
 
+def _quadrupole(a_sum, n, n_y):
+    """The traceless M of block n: xx, yy, xy, xz, yz and zz = -xx - yy."""
+    xx, yy = a_sum[n, n_y], a_sum[n, n_y + 1]
+    return xx, yy, a_sum[n, n_y + 2], a_sum[n, n_y + 3], a_sum[n, n_y + 4], -xx - yy
+
+
 def _kernel(
     starts, vectors, neighbors, neighbor_species, species, structure, n_structures,
     c_radial, c_angular, q_scaler, w0, b0, w1, b1, cut_r, cut_a, l_max, four_body,
@@ -190,14 +196,7 @@ def _kernel(
                 q[nr + (ell - 1) * na + n] = s
             block = l_max
             if four_body:
-                xx, yy, xy, xz, yz = (
-                    a_sum[n, n_y],
-                    a_sum[n, n_y + 1],
-                    a_sum[n, n_y + 2],
-                    a_sum[n, n_y + 3],
-                    a_sum[n, n_y + 4],
-                )
-                zz = -xx - yy
+                xx, yy, xy, xz, yz, zz = _quadrupole(a_sum, n, n_y)
                 det = xx * (yy * zz - yz * yz) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
                 q[nr + block * na + n] = KAPPA_4BODY * det
                 block += 1
@@ -228,14 +227,7 @@ def _kernel(
                     g_a[n, c] = 2.0 * a_sum[n, c] * weight
             block = l_max
             if four_body:
-                xx, yy, xy, xz, yz = (
-                    a_sum[n, n_y],
-                    a_sum[n, n_y + 1],
-                    a_sum[n, n_y + 2],
-                    a_sum[n, n_y + 3],
-                    a_sum[n, n_y + 4],
-                )
-                zz = -xx - yy
+                xx, yy, xy, xz, yz, zz = _quadrupole(a_sum, n, n_y)
                 c_xx, c_yy, c_zz = yy * zz - yz * yz, xx * zz - xz * xz, xx * yy - xy * xy
                 c_xy, c_xz, c_yz = xz * yz - xy * zz, xy * yz - yy * xz, xy * xz - xx * yz
                 weight = KAPPA_4BODY * gq[nr + block * na + n]
@@ -298,6 +290,7 @@ if njit is not None:
     _chebyshev = njit(cache=True)(_chebyshev)
     _harmonics = njit(cache=True)(_harmonics)
     _components = njit(cache=True)(_components)
+    _quadrupole = njit(cache=True)(_quadrupole)
     _kernel = njit(cache=True)(_kernel)
 
 

@@ -91,7 +91,9 @@ def test_config_errors_name_the_line(tmp_path):
     assert "upper" in message
 
 
-@pytest.mark.parametrize("name", ["active_cu_emt.yaml", "active_h2o_pyscf.yaml"])
+@pytest.mark.parametrize(
+    "name", ["active_cu_emt.yaml", "active_h2o_pyscf.yaml", "active_cu_gap.yaml"]
+)
 def test_examples_are_valid(name):
     config = load_config(EXAMPLES / name, ActiveConfig)
     assert config.iterations >= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from ase.build import bulk
@@ -234,3 +235,15 @@ fit: {{test_fraction: 0.25}}
     refused = runner.invoke(app, ["mlip", "fit", str(mismatched)])
     assert refused.exit_code != 0
     assert "Traceback" not in refused.output
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["mlip_snap_ta.yaml", "mlip_snap_ta_2j8.yaml", "mlip_gap_mo.yaml", "mlip_nep_pbte.yaml"],
+)
+def test_mlip_examples_are_valid(name):
+    from matforge.core.config import load_config
+    from matforge.mlip.job import MlipFitConfig
+
+    config = load_config(Path(__file__).parents[2] / "examples" / name, MlipFitConfig)
+    assert config.model in ("snap", "gap", "nep")

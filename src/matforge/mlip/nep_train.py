@@ -11,7 +11,10 @@ exp(eta_sigma / 2 sum_k u_k (s_k^2 - 1)) with the rank utilities u_k = max(0, ln
 - ln k) / sum - 1/P and eta_sigma = (3 + ln D) / (5 sqrt D) / 2. As NEP4 does, the
 parameters of species t (its network, the descriptor coefficients with t as the centre) are
 updated with the ranking by the loss on the structures that contain t; the shared bias with
-the ranking by the total loss. Batches of `batch` structures cycle through the data.
+the ranking by the total loss. Batches of `batch` structures cycle through the data. As in
+GPUMD, the fitness ignores a constant energy-per-atom offset (the mean error is removed
+before the energy RMSE) and the elite's output bias is corrected by that offset before it
+is reported or returned.
 
 Gradients: the same loss (forces differentiable in the parameters through `nep_batch`),
 Adam then L-BFGS, from the same U(-0.5, 0.5) start except the shared output bias, which
@@ -122,10 +125,14 @@ class _Zero(torch.nn.Module):
         return features.new_zeros(len(features))
 
 
-def rmse_terms(out, data: NepDataset) -> torch.Tensor:
+def rmse_terms(out, data: NepDataset, *, shift_energy: bool = False) -> torch.Tensor:
     """(T + 1, B, 3): RMSE of E / atom, of force components and of virial / atom, over the
-    structures that contain each species (last row: all structures)."""
+    structures that contain each species (last row: all structures). With `shift_energy`
+    (GPUMD's fitness) the mean energy-per-atom error is removed first: a constant offset,
+    which the output bias absorbs (`energy_shift`), costs nothing."""
     per_atom_e = (out.energy - data.energy) / data.n_atoms  # (B, S)
+    if shift_energy:
+        per_atom_e = per_atom_e - per_atom_e.mean(1, keepdim=True)
     force_sq = ((out.forces - data.forces) ** 2).sum(-1)  # (B, N)
     force_per_structure = force_sq.new_zeros(force_sq.shape[0], len(data.energy)).index_add(
         1, data.tables.structure, force_sq
@@ -254,7 +261,7 @@ def train_snes(
                     fast_scaler,
                     virials=bool(data.has_virial.any()),
                 )
-                terms = rmse_terms(out, data)  # (T + 1, b, 3)
+                terms = rmse_terms(out, data, shift_energy=True)  # (T + 1, b, 3)
                 fitness.append((terms.double() * weights).sum(-1))
         fitness = torch.cat(fitness, dim=1)  # (T + 1, P)
         reg = _regularization(candidates, lambdas)  # (P, 2)
@@ -269,7 +276,8 @@ def train_snes(
             grad_sigma[mine] = utility @ (ranked**2 - 1.0)
         best = int(order[-1, 0])
         if float(total[-1, best]) < best_loss:
-            best_loss, best_theta = float(total[-1, best]), candidates[best].clone()
+            best_loss = float(total[-1, best])
+            best_theta = energy_shift(candidates[best], data, settings, q_scaler)
         mu = mu + sigma * grad_mu
         sigma = sigma * torch.exp(eta_sigma * grad_sigma)
         if generation % report_every == 0 or generation == limit - 1:
@@ -280,14 +288,28 @@ def train_snes(
                 "loss": float(total[-1, best]),
                 **terms,
             }
-            row |= _train_rmse(data, settings, q_scaler, candidates[best])
+            elite = energy_shift(candidates[best], data, settings, q_scaler)
+            row |= _train_rmse(data, settings, q_scaler, elite)
             if validation is not None:
-                row |= _prefixed(_rmse(validation, settings, q_scaler, candidates[best]), "test_")
+                row |= _prefixed(_rmse(validation, settings, q_scaler, elite), "test_")
             curve.add(**row)
             if callback is not None:
                 callback(row)
     load_parameter_vector(potential, best_theta)
     return NepTrainResult(potential, curve, time.perf_counter() - start, "snes")
+
+
+def energy_shift(theta: torch.Tensor, data: NepDataset, settings: NepSettings, q_scaler):
+    """`theta` with its output bias moved by the mean energy-per-atom error on `data`, as
+    GPUMD corrects its elite before reporting and writing nep.txt."""
+    with torch.no_grad():
+        out = evaluate(
+            data.tables, split_vector(theta[None], settings), settings, q_scaler, forces=False
+        )
+        shift = float(((out.energy[0] - data.energy) / data.n_atoms).mean())
+    shifted = theta.clone()
+    shifted[settings.n_types * (settings.dim + 2) * settings.neurons] += shift
+    return shifted
 
 
 def rmse_terms_best(fitness: torch.Tensor, reg: torch.Tensor, best: int) -> dict:

@@ -281,7 +281,7 @@ def train_snes(
         mu = mu + sigma * grad_mu
         sigma = sigma * torch.exp(eta_sigma * grad_sigma)
         if generation % report_every == 0 or generation == limit - 1:
-            terms = rmse_terms_best(fitness, reg, best)
+            terms = _regularization_row(reg, best)
             row = {
                 "generation": generation + 1,
                 "seconds": time.perf_counter() - start,
@@ -289,7 +289,7 @@ def train_snes(
                 **terms,
             }
             elite = energy_shift(candidates[best], data, settings, q_scaler)
-            row |= _train_rmse(data, settings, q_scaler, elite)
+            row |= _rmse(data, settings, q_scaler, elite)
             if validation is not None:
                 row |= _prefixed(_rmse(validation, settings, q_scaler, elite), "test_")
             curve.add(**row)
@@ -312,7 +312,7 @@ def energy_shift(theta: torch.Tensor, data: NepDataset, settings: NepSettings, q
     return shifted
 
 
-def rmse_terms_best(fitness: torch.Tensor, reg: torch.Tensor, best: int) -> dict:
+def _regularization_row(reg: torch.Tensor, best: int) -> dict:
     return {"l1": float(reg[best, 0]), "l2": float(reg[best, 1])}
 
 
@@ -331,10 +331,6 @@ def _rmse(data: NepDataset, settings, q_scaler, theta) -> dict:
         "rmse_force": float(terms[1]),
         "rmse_virial": float(terms[2]),
     }
-
-
-def _train_rmse(data, settings, q_scaler, theta) -> dict:
-    return _rmse(data, settings, q_scaler, theta)
 
 
 def _prefixed(row: dict, prefix: str) -> dict:
@@ -389,7 +385,7 @@ def train_gradient(
     def record(phase: str, data: NepDataset, loss: torch.Tensor) -> None:
         row = {"step": step_count, "phase": phase, "seconds": time.perf_counter() - start}
         row["loss"] = float(loss)
-        row |= _train_rmse(data, settings, q_scaler, theta.detach())
+        row |= _rmse(data, settings, q_scaler, theta.detach())
         if validation is not None:
             row |= _prefixed(_rmse(validation, settings, q_scaler, theta.detach()), "test_")
         curve.add(**row)

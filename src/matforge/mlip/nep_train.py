@@ -280,7 +280,8 @@ def train_snes(
             best_theta = energy_shift(candidates[best], data, settings, q_scaler)
         mu = mu + sigma * grad_mu
         sigma = sigma * torch.exp(eta_sigma * grad_sigma)
-        if generation % report_every == 0 or generation == limit - 1:
+        # rows at generation 1 and every report_every-th (GPUMD's loss.out: every 100th)
+        if generation == 0 or (generation + 1) % report_every == 0 or generation == limit - 1:
             terms = _regularization_row(reg, best)
             row = {
                 "generation": generation + 1,

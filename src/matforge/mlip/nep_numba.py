@@ -154,8 +154,6 @@ def _kernel(
     energies = np.zeros(n_atoms)
     forces = np.zeros((n_atoms, 3))
     virial = np.zeros((n_structures, 3, 3))
-    fr, fpr = np.zeros(kr), np.zeros(kr)
-    fa, fpa = np.zeros(ka), np.zeros(ka)
     cm, sm = np.zeros(l_max + 1), np.zeros(l_max + 1)
     qq, dqq = np.zeros((l_max + 1, l_max + 1)), np.zeros((l_max + 1, l_max + 1))
     y, dy = np.zeros((l_max + 1) ** 2), np.zeros((3, (l_max + 1) ** 2))
@@ -163,6 +161,9 @@ def _kernel(
     q, gq = np.zeros(dim), np.zeros(dim)
     a_sum, g_a = np.zeros((na, n_c)), np.zeros((na, n_c))
     g, gp = np.zeros(na), np.zeros(na)
+    # the basis and its slope of every pair, kept from the first pass for the second
+    stored_r = np.zeros((len(vectors), 2, kr))
+    stored_a = np.zeros((len(vectors), 2, ka))
     for i in range(n_atoms):
         ti = species[i]
         q[:] = 0.0
@@ -172,14 +173,16 @@ def _kernel(
             r = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
             tj = neighbor_species[p]
             if r < cut_r:
-                _chebyshev(r, cut_r, kr - 1, fr, fpr)
+                _chebyshev(r, cut_r, kr - 1, stored_r[p, 0], stored_r[p, 1])
+                fr = stored_r[p, 0]
                 for n in range(nr):
                     s = 0.0
                     for k in range(kr):
                         s += c_radial[ti, tj, n, k] * fr[k]
                     q[n] += s
             if r < cut_a:
-                _chebyshev(r, cut_a, ka - 1, fa, fpa)
+                _chebyshev(r, cut_a, ka - 1, stored_a[p, 0], stored_a[p, 1])
+                fa = stored_a[p, 0]
                 _components(v, r, l_max, four_body, norm, cm, sm, qq, dqq, y, dy, phi, dphi)
                 for n in range(na):
                     s = 0.0
@@ -251,14 +254,14 @@ def _kernel(
             along = 0.0
             dx = dy_ = dz = 0.0
             if r < cut_r:
-                _chebyshev(r, cut_r, kr - 1, fr, fpr)
+                fpr = stored_r[p, 1]
                 for n in range(nr):
                     s = 0.0
                     for k in range(kr):
                         s += c_radial[ti, tj, n, k] * fpr[k]
                     along += gq[n] * s
             if r < cut_a:
-                _chebyshev(r, cut_a, ka - 1, fa, fpa)
+                fa, fpa = stored_a[p, 0], stored_a[p, 1]
                 _components(v, r, l_max, four_body, norm, cm, sm, qq, dqq, y, dy, phi, dphi)
                 for n in range(na):
                     s, sp = 0.0, 0.0

@@ -81,7 +81,7 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import active, calphad, data, design, doctor, mlip, pinn, psp
+    from matforge.cli import active, calphad, data, design, doctor, micro, mlip, pinn, psp
 
     app.command("doctor")(doctor.doctor)
     app.command("design")(design.design)
@@ -91,6 +91,7 @@ def _register() -> None:
     app.add_typer(active.app, name="active")
     app.add_typer(psp.app, name="psp")
     app.add_typer(pinn.app, name="pinn")
+    app.add_typer(micro.app, name="micro")
 
 
 _register()

@@ -178,3 +178,19 @@ def test_cli_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["micro", "generate", str(tmp_path), "--phi", "0.3"])
     assert result.exit_code == 1
     assert "no such microstructure model file" in " ".join(result.output.split())
+
+
+def test_three_dimensional_training_generation_and_conductivity():
+    data = build_dataset(
+        DataSpec(size=16, dims=3, fractions=[0.3], length_scales=[2.0], samples_per_condition=8),
+        0,
+    )
+    assert data.fields.shape == (8, 16, 16, 16)
+    model = train_vae(data, TrainSettings(width=8, latent=2, epochs=2, batch_size=4))
+    samples = model.generate(0.3, 3, 2.0, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (3, 16, 16, 16)
+    assert (samples.double().flatten(1).mean(1) - 0.3).abs().max() < 1e-6
+    settings = DesignSettings(conductivities=(0.1, 1.0), starts=2, steps=2)
+    result = design_microstructure(model, 0.3, 0.3, length=2.0, settings=settings)
+    assert result.field.shape == (16, 16, 16)
+    assert result.fraction_error < 1e-12

@@ -81,7 +81,7 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import active, calphad, data, design, doctor, micro, mlip, pinn, psp
+    from matforge.cli import active, calphad, data, design, doctor, micro, mlip, pinn, plan, psp
 
     app.command("doctor")(doctor.doctor)
     app.command("design")(design.design)
@@ -92,6 +92,7 @@ def _register() -> None:
     app.add_typer(psp.app, name="psp")
     app.add_typer(pinn.app, name="pinn")
     app.add_typer(micro.app, name="micro")
+    app.add_typer(plan.app, name="plan")
 
 
 _register()

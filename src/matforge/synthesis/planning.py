@@ -13,8 +13,9 @@ A `PlanningProblem` is everything the environment, the exact solver and the agen
 - reward, given at the end of the episode (stop, or the horizon): 1 inside the target
   window |sigma_y - target| <= window, else -|sigma_y - target| / scale; minus
   `ductility_penalty` if the ductility proxy is below `min_ductility`, minus
-  `overage_penalty` if the precipitates are past peak (radius above the shearing/Orowan
-  crossing), minus `grain_penalty` if the grain size leaves [grain_min, grain_max]; and
+  `overage_penalty` if the alloy is over-aged (precipitation complete, 90% of its
+  fraction at 443 K, and the radius past the shearing/Orowan crossing),
+  minus `grain_penalty` if the grain size leaves [grain_min, grain_max]; and
   each operation's cost when it is applied;
 - the grid of the discrete variant: after every operation the state is moved to the
   nearest grid point of each variable (log-spaced grain size, dislocation density and
@@ -213,7 +214,12 @@ class PlanningProblem:
         reward = torch.where(miss <= self.window_mpa, torch.ones_like(miss), -miss / self.scale_mpa)
         reward = reward - self.ductility_penalty * (properties["ductility"] < self.min_ductility)
         grain, _, fraction, radius = states.unbind(-1)
-        overaged = (fraction > 1e-3) & (radius > self.model.peak_radius(fraction))
+        # over-aged: precipitation complete (90% of the fraction at 443 K) and the radius past
+        # the shearing/Orowan crossing, so further ageing only loses strength
+        complete = 0.9 * float(
+            self.model.equilibrium_fraction(torch.tensor(443.0, dtype=torch.float64))
+        )
+        overaged = (fraction >= complete) & (radius > self.model.peak_radius())
         reward = reward - self.overage_penalty * overaged
         outside = (grain < self.grain_min_m) | (grain > self.grain_max_m)
         return reward - self.grain_penalty * outside

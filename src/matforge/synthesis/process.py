@@ -177,26 +177,29 @@ class ProcessModel:
         ductility = 0.30 * torch.exp(-hardening / self.c.ductility_scale)
         return {"yield_strength_MPa": strength / 1e6, "ductility": ductility}
 
-    def peak_radius(self, fraction: torch.Tensor) -> torch.Tensor:
-        """The radius where shearing and Orowan stresses cross (beyond it: over-aged), by
-        bisection on log r (the shearing stress rises with r, Orowan's falls)."""
-        low = torch.full_like(fraction, math.log(2e-10))
-        high = torch.full_like(fraction, math.log(1e-6))
-        c = self.c
-        for _ in range(50):
-            middle = 0.5 * (low + high)
-            r = middle.exp()
-            f = fraction.clamp(min=1e-6)
-            shearing = c.taylor * c.shearing_k * c.shear_modulus * torch.sqrt(f * r / c.burgers)
-            total = law.orowan_shearing_stress(
-                f,
-                r,
-                shear_modulus=c.shear_modulus,
-                burgers=c.burgers,
-                taylor=c.taylor,
-                shearing_k=c.shearing_k,
-            )
-            below = total >= shearing * (1 - 1e-12)  # still shearing-limited
-            low = torch.where(below, middle, low)
-            high = torch.where(below, high, middle)
-        return (0.5 * (low + high)).exp()
+    def peak_radius(self) -> float:
+        """The radius (m) where shearing and Orowan stresses cross; beyond it the alloy is
+        over-aged. Both scale as sqrt(f), so the crossing does not depend on the fraction:
+        solved once by bisection on log r (shearing rises with r, Orowan falls)."""
+        if not hasattr(self, "_peak_radius"):
+            c = self.c
+            f = torch.tensor([0.01], dtype=torch.float64)
+            low, high = math.log(2e-10), math.log(1e-6)
+            for _ in range(80):
+                middle = 0.5 * (low + high)
+                r = torch.tensor([math.exp(middle)], dtype=torch.float64)
+                shearing = c.taylor * c.shearing_k * c.shear_modulus * torch.sqrt(f * r / c.burgers)
+                total = law.orowan_shearing_stress(
+                    f,
+                    r,
+                    shear_modulus=c.shear_modulus,
+                    burgers=c.burgers,
+                    taylor=c.taylor,
+                    shearing_k=c.shearing_k,
+                )
+                if float(total[0]) >= float(shearing[0]) * (1 - 1e-12):
+                    low = middle
+                else:
+                    high = middle
+            self._peak_radius = math.exp(0.5 * (low + high))
+        return self._peak_radius

@@ -69,6 +69,7 @@ class ReinforceSettings:
     hidden: int = 128
     seed: int = 0
     max_seconds: float | None = None
+    normalize_advantages: bool = True  # per batch, over the live steps
 
 
 @dataclass
@@ -159,6 +160,10 @@ def train_reinforce(
         # return-to-go from each step (rewards after a stop are zero)
         to_go = episode["reward"].flip(0).cumsum(0).flip(0).to(torch.float32)
         advantage = (to_go - episode["value"]).detach()
+        if settings.normalize_advantages:
+            live = alive > 0
+            spread = advantage[live].std().clamp(min=1e-6)
+            advantage = (advantage - advantage[live].mean()) / spread
         loss = (
             -(advantage * episode["log_prob"] * alive).sum(0).mean()
             - beta * (episode["entropy"] * alive).sum(0).mean()

@@ -80,7 +80,7 @@ PARTS: tuple[Part, ...] = (
         "RL synthesis planning (Gymnasium MDP + REINFORCE)",
         "matforge.synthesis",
         ("rl",),
-        missing="REINFORCE near the exact optimum on the benchmark not yet shown",
+        missing="the optional CALPHAD phase-stability penalty",
     ),
     Part("causal", "Structural causal models, interventions, counterfactuals", "matforge.causal"),
     Part(

@@ -8,6 +8,7 @@ end. Several starts run as one batch; the best one is returned with the whole hi
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,12 +78,12 @@ def design_microstructure(
         raise ConfigError(
             f"target conductivity {target} lies outside the phases' range [{low}, {high}]"
         )
-    decoder = model.decoder.double()
-    for parameter in decoder.parameters():
-        parameter.requires_grad_(False)
+    # a float64 copy, frozen: the caller's model is left as it was
+    designer = GenerativeModel(copy.deepcopy(model.decoder).double(), model.settings)
+    decoder = designer.decoder.requires_grad_(False)
     generator = torch.Generator().manual_seed(settings.seed)
-    z = model.latent_draw(settings.starts, generator).double().requires_grad_(True)
-    condition = model.condition(phi, length, settings.starts).double()
+    z = designer.latent_draw(settings.starts, generator).requires_grad_(True)
+    condition = designer.condition(phi, length, settings.starts)
     optimizer = torch.optim.Adam([z], lr=settings.learning_rate)
     history: list[dict[str, float]] = []
     start_values: list[float] = []
@@ -120,7 +121,6 @@ def design_microstructure(
         value = scalar_conductivity(result.tensor, settings.direction)
     errors = ((value - target) / target).abs()
     best = int(errors.argmin())
-    decoder.float()
     return DesignResult(
         field=x[best],
         conductivity=float(value[best]),

@@ -236,6 +236,15 @@ def default_length(model: GenerativeModel) -> float:
     return float(np.median(lengths)) if lengths else 3.0
 
 
+def _npy_bytes(array: torch.Tensor) -> bytes:
+    """A tensor as the bytes of a .npy file (written atomically by the run directory)."""
+    import io
+
+    stream = io.BytesIO()
+    np.save(stream, array.detach().cpu().numpy())
+    return stream.getvalue()
+
+
 def generate(
     run_path: str | Path, phi: float, n: int, *, length: float | None = None, seed: int = 0
 ) -> tuple[RunDirectory, dict[str, Any]]:
@@ -248,12 +257,7 @@ def generate(
         raise ConfigError(f"-n must be at least 1, got {n}")
     samples = model.generate(phi, n, length, generator=torch.Generator().manual_seed(seed))
     folder = RunDirectory.create(f"generated-phi{phi:g}", Path(run_path))
-    buffer = samples.cpu().numpy()
-    import io
-
-    stream = io.BytesIO()
-    np.save(stream, buffer)
-    folder.write_bytes("samples.npy", stream.getvalue())
+    folder.write_bytes("samples.npy", _npy_bytes(samples))
     if model.dims == 2:
         groups = [samples[i : i + 8] for i in range(0, min(n, 32), 8)]
         folder.save_figure("samples.png", sample_grid(groups, [phi] * len(groups), columns=8))
@@ -280,8 +284,6 @@ def design(
     settings: Any = None,
 ) -> tuple[RunDirectory, dict[str, Any]]:
     """Inverse design into RUN/design-phi<phi>-<time>/: the field, its conductivity."""
-    import io
-
     from matforge.core.config import load_config
     from matforge.microstructure.design import DesignSettings, design_microstructure
     from matforge.microstructure.report import design_figure
@@ -296,9 +298,7 @@ def design(
     length = default_length(model) if length is None else length
     result = design_microstructure(model, phi, target, length=length, settings=settings)
     folder = RunDirectory.create(f"design-phi{phi:g}", Path(run_path))
-    stream = io.BytesIO()
-    np.save(stream, result.field.detach().cpu().numpy())
-    folder.write_bytes("design.npy", stream.getvalue())
+    folder.write_bytes("design.npy", _npy_bytes(result.field))
     title = (
         f"k_eff={result.conductivity:.4g} (target {target:g}), phi={float(result.field.mean()):.6f}"
     )

@@ -41,10 +41,6 @@ def _conv(dims: int):
     return nn.Conv2d if dims == 2 else nn.Conv3d
 
 
-def _transposed(dims: int):
-    return nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
-
-
 LATENT_STRIDE = 4  # the latent code is a field on a grid 4x coarser than the output
 
 

@@ -92,11 +92,11 @@ class _CappedSimplex(torch.autograd.Function):
         return grad_y, grad_phi
 
 
-def _flatten(y: torch.Tensor, spatial_dims: int) -> tuple[torch.Tensor, Sequence[int]]:
+def _flatten(y: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    """(..., *spatial) -> (samples, voxels)."""
     if y.dim() < spatial_dims:
         raise ConfigError(f"field of shape {tuple(y.shape)} has fewer than {spatial_dims} dims")
-    batch = y.shape[: y.dim() - spatial_dims]
-    return y.reshape(-1, math.prod(y.shape[y.dim() - spatial_dims :])), batch
+    return y.reshape(-1, math.prod(y.shape[y.dim() - spatial_dims :]))
 
 
 def _fractions(phi: float | torch.Tensor, rows: int, like: torch.Tensor) -> torch.Tensor:
@@ -114,7 +114,7 @@ def project_fraction(
     one fraction per sample (shape of the leading axes). Differentiable in y and phi; the
     constraint holds to rounding (1e-15 relative in float64, computed in float64 always).
     """
-    flat, _batch = _flatten(y, spatial_dims)
+    flat = _flatten(y, spatial_dims)
     fractions = _fractions(phi, flat.shape[0], flat)
     return _CappedSimplex.apply(flat, fractions).reshape(y.shape)
 

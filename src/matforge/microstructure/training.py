@@ -146,7 +146,7 @@ class GenerativeModel:
         return torch.cat(samples)
 
 
-def _penalty(x: torch.Tensor, phi: torch.Tensor, dims: int) -> torch.Tensor:
+def _penalty(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     means = x.flatten(start_dim=1).mean(dim=1)
     voxels = x[0].numel()
     return voxels * ((means - phi) ** 2).mean()
@@ -188,7 +188,7 @@ def train_vae(data: MicrostructureSet, settings: TrainSettings) -> GenerativeMod
             kl = -0.5 * (1 + log_variance - mean**2 - log_variance.exp()).flatten(1).sum(1).mean()
             loss = reconstruction + settings.beta * kl
             if settings.constraint == "penalty":
-                penalty = _penalty(recon, c[:, 0], data.dims)
+                penalty = _penalty(recon, c[:, 0])
                 loss = loss + settings.penalty * penalty
                 totals["penalty"] += float(penalty.detach()) / len(batches)
             optimizer.zero_grad()
@@ -251,7 +251,7 @@ def train_wgan(data: MicrostructureSet, settings: TrainSettings) -> GenerativeMo
             fake = decoder(z, c)
             loss_g = -critic(fake, c).mean()
             if settings.constraint == "penalty":
-                penalty = _penalty(fake, c[:, 0], data.dims)
+                penalty = _penalty(fake, c[:, 0])
                 loss_g = loss_g + settings.penalty * penalty
                 totals["penalty"] += float(penalty.detach()) * settings.critic_steps / len(batches)
             optimizer_g.zero_grad()

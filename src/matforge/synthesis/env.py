@@ -97,46 +97,30 @@ class ProcessingEnv(gym.Env):
         self.steps_left = self.problem.horizon
         return self._observation(), {}
 
-    def _operation(self, action: Any) -> tuple[int | None, Operation]:
+    def _operation(self, action: Any) -> Operation:
         if self.problem.discrete:
-            index = int(action)
-            return index, self.problem.operations[index]
+            return self.problem.operations[int(action)]
         unit = (np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0  # [0, 1]
         selector = min(int(unit[0] * 3), 2)
         if selector == 0:
-            return None, Operation("stop", "stop")
+            return Operation("stop", "stop")
         if selector == 1:
             kelvin = 293.0 + unit[1] * (818.0 - 293.0)
-            return None, Operation("heat", "heat", float(kelvin), float(10 ** (-1 + 2.5 * unit[2])))
-        return None, Operation("roll", "roll", strain=float(0.05 + 0.95 * unit[3]))
+            return Operation("heat", "heat", float(kelvin), float(10 ** (-1 + 2.5 * unit[2])))
+        return Operation("roll", "roll", strain=float(0.05 + 0.95 * unit[3]))
 
     def step(self, action: Any):
-        index, operation = self._operation(action)
+        operation = self._operation(action)
         problem = self.problem
         reward = 0.0
         if operation.kind != "stop":
-            noise_t = self.np_random.choice(3, p=NOISE_WEIGHTS)
-            noise_s = self.np_random.choice(3, p=NOISE_WEIGHTS)
-            spread = np.sqrt(3)
-            offset = torch.tensor(
-                [(noise_t - 1) * spread * problem.sigma_temperature_k], dtype=torch.float64
+            temperature_level = self.np_random.choice(3, p=NOISE_WEIGHTS)
+            time_level = self.np_random.choice(3, p=NOISE_WEIGHTS)
+            offset, factor = problem.furnace_noise(
+                torch.tensor([temperature_level]), torch.tensor([time_level])
             )
-            factor = torch.tensor(
-                [1 + (noise_s - 1) * spread * problem.sigma_time], dtype=torch.float64
-            )
-            if index is not None:
-                actions = torch.tensor([index])
-                self.state = problem.apply(self.state, actions, offset, factor)
-                reward -= float(problem.costs(actions)[0])
-            else:
-                single = PlanningProblem(
-                    operations=(Operation("stop", "stop"), operation),
-                    discrete=False,
-                    model=problem.model,
-                    grid=problem.grid,
-                )
-                self.state = single.apply(self.state, torch.tensor([1]), offset, factor)
-                reward -= float(single.costs(torch.tensor([1]))[0])
+            self.state = problem.transform(self.state, [operation], offset, factor)
+            reward -= problem.operation_cost(operation)
             self.steps_left -= 1
         done = operation.kind == "stop" or self.steps_left == 0
         if done:

@@ -162,17 +162,52 @@ class PlanningProblem:
     def stop_action(self) -> int:
         return next(i for i, op in enumerate(self.operations) if op.kind == "stop")
 
+    def furnace_noise(
+        self, temperature_level: torch.Tensor, time_level: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Temperature offsets (K) and time factors of noise levels 0, 1, 2 (low, none,
+        high), drawn with probabilities NOISE_WEIGHTS."""
+        spread = math.sqrt(3)
+        offsets = (temperature_level - 1).to(torch.float64) * spread * self.sigma_temperature_k
+        factors = 1 + (time_level - 1).to(torch.float64) * spread * self.sigma_time
+        return offsets, factors
+
     def noise_outcomes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The 9 (temperature offset K, time factor, probability) outcomes."""
-        spread = math.sqrt(3)
-        offsets, factors, weights = [], [], []
-        for i, wi in enumerate(NOISE_WEIGHTS):
-            for j, wj in enumerate(NOISE_WEIGHTS):
-                offsets.append((i - 1) * spread * self.sigma_temperature_k)
-                factors.append(1 + (j - 1) * spread * self.sigma_time)
-                weights.append(wi * wj)
+        levels = torch.arange(3)
+        offsets, factors = self.furnace_noise(levels.repeat_interleave(3), levels.repeat(3))
+        weights = torch.tensor(NOISE_WEIGHTS, dtype=torch.float64)
+        return offsets, factors, torch.outer(weights, weights).flatten()
+
+    @staticmethod
+    def _parameters(operations) -> tuple[torch.Tensor, ...]:
+        """Per operation: temperature K, hours, strain, is-heat, is-roll."""
         as_tensor = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-        return as_tensor(offsets), as_tensor(factors), as_tensor(weights)
+        return (
+            as_tensor([op.temperature_k for op in operations]),
+            as_tensor([op.hours for op in operations]),
+            as_tensor([op.strain for op in operations]),
+            torch.tensor([op.kind == "heat" for op in operations]),
+            torch.tensor([op.kind == "roll" for op in operations]),
+        )
+
+    def _advance(self, states, parameters, offsets, factors) -> torch.Tensor:
+        temperature, hours, strain, heat, roll = parameters
+        heated = self.model.heat_treat(states, temperature + offsets, hours * 3600 * factors)
+        rolled = self.model.cold_roll(states, strain)
+        nxt = torch.where(heat[:, None], heated, torch.where(roll[:, None], rolled, states))
+        return self.grid.snap(nxt) if self.discrete else nxt
+
+    def transform(
+        self,
+        states: torch.Tensor,
+        operations: list[Operation],
+        offsets: torch.Tensor,
+        factors: torch.Tensor,
+    ) -> torch.Tensor:
+        """Next states (n, 4): operations[i] (any, e.g. a continuous action) applied to
+        states[i] under its noise; snapped to the grid in the discrete variant."""
+        return self._advance(states, self._parameters(operations), offsets, factors)
 
     def apply(
         self,
@@ -181,30 +216,18 @@ class PlanningProblem:
         offsets: torch.Tensor,
         factors: torch.Tensor,
     ) -> torch.Tensor:
-        """Next states (n, 4) for actions (n,) under the given noise (n,) each."""
-        ops = self.operations
-        temperature = torch.tensor([op.temperature_k for op in ops], dtype=torch.float64)[actions]
-        hours = torch.tensor([op.hours for op in ops], dtype=torch.float64)[actions]
-        strain = torch.tensor([op.strain for op in ops], dtype=torch.float64)[actions]
-        kind = [op.kind for op in ops]
-        heat = torch.tensor([k == "heat" for k in kind])[actions]
-        roll = torch.tensor([k == "roll" for k in kind])[actions]
-        heated = self.model.heat_treat(states, temperature + offsets, hours * 3600 * factors)
-        rolled = self.model.cold_roll(states, strain)
-        nxt = torch.where(heat[:, None], heated, torch.where(roll[:, None], rolled, states))
-        return self.grid.snap(nxt) if self.discrete else nxt
+        """Next states (n, 4) for action indices (n,) under the given noise (n,) each."""
+        table = self._parameters(self.operations)
+        return self._advance(states, tuple(t[actions] for t in table), offsets, factors)
+
+    def operation_cost(self, operation: Operation) -> float:
+        if operation.kind == "heat":
+            return self.heat_cost * (operation.temperature_k - 293.0) * operation.hours
+        return self.roll_cost * operation.strain if operation.kind == "roll" else 0.0
 
     def costs(self, actions: torch.Tensor) -> torch.Tensor:
         table = torch.tensor(
-            [
-                self.heat_cost * (op.temperature_k - 293.0) * op.hours
-                if op.kind == "heat"
-                else self.roll_cost * op.strain
-                if op.kind == "roll"
-                else 0.0
-                for op in self.operations
-            ],
-            dtype=torch.float64,
+            [self.operation_cost(op) for op in self.operations], dtype=torch.float64
         )
         return table[actions]
 

@@ -12,7 +12,6 @@ and Barto, Reinforcement Learning, 2nd ed. 2018, ch. 13).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -100,7 +99,6 @@ def rollout(
         state = problem.grid.snap(state)
     alive = torch.ones(n, dtype=torch.bool)
     weights = torch.tensor(NOISE_WEIGHTS, dtype=torch.float64)
-    spread = math.sqrt(3)
     records: dict[str, list[torch.Tensor]] = {
         k: [] for k in ("log_prob", "entropy", "value", "reward", "alive")
     }
@@ -110,8 +108,7 @@ def rollout(
         stopping = actions == problem.stop_action
         noise_t = torch.multinomial(weights, n, replacement=True, generator=generator)
         noise_s = torch.multinomial(weights, n, replacement=True, generator=generator)
-        offsets = (noise_t - 1).to(torch.float64) * spread * problem.sigma_temperature_k
-        factors = 1 + (noise_s - 1).to(torch.float64) * spread * problem.sigma_time
+        offsets, factors = problem.furnace_noise(noise_t, noise_s)
         nxt = problem.apply(state, actions, offsets, factors)
         state = torch.where((alive & ~stopping)[:, None], nxt, state)
         reward = -problem.costs(actions) * (~stopping)

@@ -81,7 +81,19 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import active, calphad, data, design, doctor, micro, mlip, pinn, plan, psp
+    from matforge.cli import (
+        active,
+        calphad,
+        causal,
+        data,
+        design,
+        doctor,
+        micro,
+        mlip,
+        pinn,
+        plan,
+        psp,
+    )
 
     app.command("doctor")(doctor.doctor)
     app.command("design")(design.design)
@@ -93,6 +105,7 @@ def _register() -> None:
     app.add_typer(pinn.app, name="pinn")
     app.add_typer(micro.app, name="micro")
     app.add_typer(plan.app, name="plan")
+    app.add_typer(causal.app, name="causal")
 
 
 _register()

@@ -82,7 +82,11 @@ PARTS: tuple[Part, ...] = (
         ("rl",),
         missing="the optional CALPHAD phase-stability penalty",
     ),
-    Part("causal", "Structural causal models, interventions, counterfactuals", "matforge.causal"),
+    Part(
+        "causal",
+        "Structural causal models, interventions, counterfactuals",
+        "matforge.causal",
+    ),
     Part(
         "transfer", "Transfer learning across alloy systems with set encoders", "matforge.transfer"
     ),

@@ -72,7 +72,7 @@ PARTS: tuple[Part, ...] = (
         "microstructure",
         "Generative microstructures with hard volume-fraction constraints",
         "matforge.microstructure",
-        missing="the two-point-correlation goal at the lowest fraction; a GPU run",
+        missing="a GPU (device='cuda') run has not been verified",
     ),
     Part("psp", "Differentiable process-structure-property chains", "matforge.psp"),
     Part(

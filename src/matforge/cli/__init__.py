@@ -93,6 +93,7 @@ def _register() -> None:
         pinn,
         plan,
         psp,
+        transfer,
     )
 
     app.command("doctor")(doctor.doctor)
@@ -106,6 +107,7 @@ def _register() -> None:
     app.add_typer(micro.app, name="micro")
     app.add_typer(plan.app, name="plan")
     app.add_typer(causal.app, name="causal")
+    app.add_typer(transfer.app, name="transfer")
 
 
 _register()

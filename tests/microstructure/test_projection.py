@@ -33,7 +33,12 @@ def _qp(y: np.ndarray, equalities: np.ndarray, targets: np.ndarray, upper: float
         method="SLSQP",
         options={"ftol": 1e-16, "maxiter": 500},
     )
-    assert result.success, result.message
+    # status 8 ("positive directional derivative for linesearch") is the SLSQP of scipy
+    # < 1.16 (DoWhy in the test extra pins scipy <= 1.15.3) stopping at machine precision
+    # under ftol=1e-16; accepted where x is feasible (its equality to the projection to
+    # 1e-10 is what the tests check)
+    feasible = np.abs(equalities @ result.x - targets).max() < 1e-12
+    assert result.success or (result.status == 8 and feasible), result.message
     return result.x
 
 

@@ -219,8 +219,10 @@ def load_run(run: str | Path) -> tuple[StructuralCausalModel, CausalConfig, pd.D
     from matforge.core.config import load_config
 
     run = Path(run)
-    if not run.is_dir():
-        raise ConfigError(f"{run}: not a run directory (expected the output of 'causal fit')")
+    if not (run / "config.yaml").is_file() or not (run / "model.pt").is_file():
+        raise ConfigError(
+            f"{run}: not a run directory of 'causal fit' (it needs config.yaml and model.pt)"
+        )
     config = load_config(run / "config.yaml", CausalConfig)
     record = load_record(run / "model.pt", FORMAT, FORMAT_VERSION, "causal model")
     states = record.part("mechanisms")

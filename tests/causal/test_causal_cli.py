@@ -92,7 +92,7 @@ def test_fit_query_counterfactual(tmp_path: Path) -> None:
     for args, message in (
         (["query", str(run), "--do", "Q=1"], "unknown node 'Q'"),
         (["counterfactual", str(run), "--unit", "999", "--set", "Ni=0.2"], "rows 0 to 399"),
-        (["query", str(tmp_path), "--do", "Ni=1"], "config.yaml"),
+        (["query", str(tmp_path), "--do", "Ni=1"], "not a run directory"),
     ):
         bad = runner.invoke(app, ["causal", *args])
         assert bad.exit_code == 1, bad.output

@@ -19,6 +19,7 @@ import io
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,33 @@ def _crabnet():
     (root / "data" / "element_properties" / "mat2vec.csv").symlink_to(source)
     (root / "pkg").mkdir()
     kingcrab.dirname = lambda _file: str(root / "pkg")
+    _patch_swa(importlib.import_module("crabnet.utils.optim").SWA)
     return kingcrab.CrabNet, model.Model
+
+
+def _patch_swa(swa: type) -> None:
+    """CrabNet's SWA wrapper subclasses torch's Optimizer without calling its __init__;
+    torch >= 2 reads hook dictionaries that __init__ creates from every optimizer step.
+    Give SWA instances those (empty) dictionaries; nothing of the algorithm changes."""
+    if getattr(swa, "_matforge_patched", False):
+        return
+    original = swa.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        for name in (
+            "_optimizer_step_pre_hooks",
+            "_optimizer_step_post_hooks",
+            "_optimizer_state_dict_pre_hooks",
+            "_optimizer_state_dict_post_hooks",
+            "_optimizer_load_state_dict_pre_hooks",
+            "_optimizer_load_state_dict_post_hooks",
+        ):
+            if not hasattr(self, name):
+                setattr(self, name, OrderedDict())
+
+    swa.__init__ = init
+    swa._matforge_patched = True
 
 
 def run_crabnet(

@@ -85,3 +85,20 @@ def test_encoders_see_fractions_and_elements() -> None:
             c = model(_batch([26, 27], [0.5, 0.5]))
         assert not torch.allclose(a, b)
         assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("resolution", [5000.0, 500.0])
+def test_fractional_encoding_uses_its_resolution(resolution) -> None:
+    """sin/cos of resolution * x * 50^(-2i/half) on x and on min(1, 0.0025 log2(f)^2)."""
+    from matforge.transfer.encoders import FractionalEncoding
+
+    encoding = FractionalEncoding(8, resolution).double()
+    f = torch.tensor([0.3, 0.002], dtype=torch.float64)
+    frequencies = 50.0 ** (-torch.arange(0, 4, 2, dtype=torch.float64) / 4)
+    expected = []
+    for x in (f, (0.0025 * torch.log2(f) ** 2).clamp(max=1.0)):
+        angles = resolution * x.unsqueeze(-1) * frequencies
+        expected += [torch.sin(angles), torch.cos(angles)]
+    assert torch.allclose(encoding(f), torch.cat(expected, dim=-1), atol=1e-10)
+    spec = ModelSpec(size=16, fraction_resolution=resolution)
+    assert SetRegressor(spec).encoder.fractional.resolution == resolution

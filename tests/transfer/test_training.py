@@ -132,3 +132,41 @@ def test_bad_rows_are_named_by_line_and_dropped_only_when_asked(tmp_path) -> Non
     data = read_formula_table(path, drop_bad=True)
     assert data.formulas == ["Fe0.7Ni0.3", "CoCr"]
     assert [line for line, _ in data.dropped] == [3, 5, 6]
+
+
+def test_cosine_swa_returns_the_average_of_the_late_epochs() -> None:
+    """The returned weights are the mean of the epoch-end weights from swa_start on: with
+    swa_start at the last epoch they are that epoch's weights, with more epochs averaged
+    they differ from the last; the learning rate anneals to 0; no early stop."""
+    data = synthetic(48, 5, 1.0, 0.0)
+    snapshots: list[dict[str, torch.Tensor]] = []
+    settings = FitSettings(epochs=6, batch_size=8, schedule="cosine_swa", swa_start=0.5)
+    torch.manual_seed(0)
+    model = SetRegressor(SPEC)
+    original_step = torch.optim.AdamW.step
+    rates: list[float] = []
+
+    def record(epoch: int, score: float) -> None:
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rates.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = step
+    try:
+        result = fit(model, data, data, settings, progress=record)
+    finally:
+        torch.optim.AdamW.step = original_step
+    assert len(result.history) == 6
+    averaged = result.model.state_dict()
+    name = "head.0.weight"
+    expected = torch.stack([s[name].double() for s in snapshots[2:]]).mean(0)
+    assert torch.allclose(averaged[name].double(), expected, atol=1e-6)
+    assert not torch.allclose(averaged[name], snapshots[-1][name])
+    assert rates[0] == pytest.approx(settings.learning_rate)
+    assert rates[-1] < 0.01 * settings.learning_rate
+    predicted = result.model.predict(data.batch).double()
+    assert result.best_validation_mae == pytest.approx(float((predicted - data.y).abs().mean()))
+    with pytest.raises(ConfigError, match="schedule"):
+        FitSettings(schedule="plateau")  # type: ignore[arg-type]

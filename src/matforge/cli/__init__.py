@@ -94,6 +94,7 @@ def _register() -> None:
         plan,
         psp,
         transfer,
+        xc,
     )
 
     app.command("doctor")(doctor.doctor)
@@ -108,6 +109,7 @@ def _register() -> None:
     app.add_typer(plan.app, name="plan")
     app.add_typer(causal.app, name="causal")
     app.add_typer(transfer.app, name="transfer")
+    app.add_typer(xc.app, name="xc")
 
 
 _register()

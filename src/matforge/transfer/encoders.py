@@ -29,18 +29,21 @@ __all__ = ["AttentionEncoder", "DeepSetsEncoder", "FractionalEncoding", "SetEnco
 
 class FractionalEncoding(nn.Module):
     """Sinusoidal encoding of a fraction in (0, 1] on a linear and a log scale (CrabNet's
-    scales: x and min(1, 0.0025 log2(x)^2), each times a resolution of 5000, against
-    frequencies 50^(-2i / (size / 2)))."""
+    scales: x and min(1, 0.0025 log2(x)^2), each times a resolution, against frequencies
+    50^(-2i / (size / 2))). CrabNet's resolution is 5000; a lower one gives smoother
+    features (on steels_yield, 500 had the lower validation MAE: see the README)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, resolution: float = 5000.0) -> None:
         super().__init__()
         half = size // 2  # half for the linear scale, half for the log scale
-        frequencies = torch.exp(torch.arange(0, half, 2) * (-math.log(50.0) / max(half, 1)))
+        steps = torch.arange(0, half, 2, dtype=torch.float64)
+        frequencies = torch.exp(steps * (-math.log(50.0) / max(half, 1)))
         self.register_buffer("frequencies", frequencies, persistent=False)
         self.size = size
+        self.resolution = resolution
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        angles = x.unsqueeze(-1) * 5000.0 * self.frequencies.to(x.dtype)
+        angles = x.unsqueeze(-1) * self.resolution * self.frequencies.to(x.dtype)
         return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
     def forward(self, fractions: torch.Tensor) -> torch.Tensor:
@@ -56,10 +59,10 @@ class SetEncoder(nn.Module):
 
     output_size: int
 
-    def __init__(self, size: int, embedding: EmbeddingKind) -> None:
+    def __init__(self, size: int, embedding: EmbeddingKind, resolution: float = 5000.0) -> None:
         super().__init__()
         self.embedding = ElementEmbedding(size, embedding)
-        self.fractional = FractionalEncoding(size)
+        self.fractional = FractionalEncoding(size, resolution)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -70,8 +73,14 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class DeepSetsEncoder(SetEncoder):
-    def __init__(self, size: int = 64, depth: int = 2, embedding: EmbeddingKind = "properties"):
-        super().__init__(size, embedding)
+    def __init__(
+        self,
+        size: int = 64,
+        depth: int = 2,
+        embedding: EmbeddingKind = "properties",
+        resolution: float = 5000.0,
+    ):
+        super().__init__(size, embedding, resolution)
         self.phi = _mlp([2 * size] + [size] * depth)
         self.rho = _mlp([2 * size] + [size] * depth)
         self.output_size = size
@@ -96,8 +105,9 @@ class AttentionEncoder(SetEncoder):
         heads: int = 4,
         embedding: EmbeddingKind = "properties",
         dropout: float = 0.0,
+        resolution: float = 5000.0,
     ) -> None:
-        super().__init__(size, embedding)
+        super().__init__(size, embedding, resolution)
         layer = nn.TransformerEncoderLayer(
             size, heads, dim_feedforward=2 * size, dropout=dropout, batch_first=True
         )

@@ -69,10 +69,19 @@ class ModelSection(StrictModel):
     heads: int = Field(4, ge=1)
     embedding: Literal["properties", "learned", "both"] = "properties"
     head: list[int] = Field(default_factory=lambda: [64])
+    fraction_resolution: float = Field(
+        5000.0, gt=0, description="resolution of the sinusoidal fraction encoding (CrabNet: 5000)"
+    )
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
-            self.encoder, self.size, self.depth, self.heads, self.embedding, tuple(self.head)
+            self.encoder,
+            self.size,
+            self.depth,
+            self.heads,
+            self.embedding,
+            tuple(self.head),
+            self.fraction_resolution,
         )
 
 
@@ -85,6 +94,8 @@ class FitSection(StrictModel):
     max_seconds: float | None = Field(None, gt=0)
     encoder_rate: float = Field(0.1, gt=0, le=1)
     l2sp_alpha: float = Field(1e-2, ge=0)
+    schedule: Literal["early_stopping", "cosine_swa"] = "early_stopping"
+    swa_start: float = Field(0.5, ge=0, lt=1)
 
     def settings(self, seed: int, device: str) -> FitSettings:
         return FitSettings(
@@ -98,6 +109,8 @@ class FitSection(StrictModel):
             device=device,
             encoder_rate=self.encoder_rate,
             l2sp_alpha=self.l2sp_alpha,
+            schedule=self.schedule,
+            swa_start=self.swa_start,
         )
 
 

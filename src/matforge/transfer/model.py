@@ -29,17 +29,24 @@ class ModelSpec:
     heads: int = 4
     embedding: EmbeddingKind = "properties"
     head: tuple[int, ...] = (64,)
+    fraction_resolution: float = 5000.0  # CrabNet's; see FractionalEncoding
 
     def __post_init__(self) -> None:
         if self.encoder not in ("deepsets", "attention"):
             raise ConfigError(f"encoder must be deepsets or attention, got {self.encoder!r}")
         if self.size < 2 or self.depth < 1 or self.heads < 1 or self.size % self.heads:
             raise ConfigError("size >= 2, depth >= 1, and size divisible by heads are needed")
+        if not self.fraction_resolution > 0:
+            raise ConfigError(f"fraction_resolution must be > 0, got {self.fraction_resolution}")
 
     def build_encoder(self) -> SetEncoder:
         if self.encoder == "deepsets":
-            return DeepSetsEncoder(self.size, self.depth, self.embedding)
-        return AttentionEncoder(self.size, self.depth, self.heads, self.embedding)
+            return DeepSetsEncoder(
+                self.size, self.depth, self.embedding, resolution=self.fraction_resolution
+            )
+        return AttentionEncoder(
+            self.size, self.depth, self.heads, self.embedding, resolution=self.fraction_resolution
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "head": list(self.head)}

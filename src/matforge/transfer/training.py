@@ -1,8 +1,17 @@
 """Training and the transfer strategies.
 
 `fit` trains a `SetRegressor` on a `FormulaSet` with an L1 loss on standardized targets
-(mean absolute error, the figure reported), AdamW, and early stopping on a validation set
-(the best epoch's weights are kept). Strategies for a target task, given a model
+(mean absolute error, the figure reported) and AdamW, on one of two schedules:
+
+- ``early_stopping``: a constant learning rate; the weights of the epoch with the best
+  validation MAE are kept, training stops after `patience` epochs without a better one;
+- ``cosine_swa``: all `epochs` at a cosine-annealed learning rate, and the returned
+  weights are the average of the weights at the end of each epoch from `swa_start` (a
+  fraction of the epochs) on (stochastic weight averaging, Izmailov et al. 2018; CrabNet
+  uses SWA too). The validation set is only scored, never selected on: with 20-30
+  validation rows the best-epoch choice is mostly noise.
+
+Strategies for a target task, given a model
 pre-trained on a source task:
 
 - ``scratch``: a new model, the source ignored;
@@ -21,6 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,9 +39,18 @@ from matforge.core.errors import ConfigError
 from matforge.transfer.data import FormulaSet
 from matforge.transfer.model import ModelSpec, SetRegressor
 
-__all__ = ["STRATEGIES", "FitResult", "FitSettings", "fit", "train_strategy", "validation_split"]
+__all__ = [
+    "SCHEDULES",
+    "STRATEGIES",
+    "FitResult",
+    "FitSettings",
+    "fit",
+    "train_strategy",
+    "validation_split",
+]
 
 STRATEGIES = ("scratch", "feature", "finetune", "l2sp")
+SCHEDULES = ("early_stopping", "cosine_swa")
 
 
 @dataclass(frozen=True)
@@ -47,10 +66,16 @@ class FitSettings:
     encoder_rate: float = 0.1  # finetune: encoder learning rate / head learning rate
     l2sp_alpha: float = 1e-2
     l2sp_beta: float = 1e-4
+    schedule: Literal["early_stopping", "cosine_swa"] = "early_stopping"
+    swa_start: float = 0.5  # cosine_swa: average the weights from this fraction of epochs
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch_size and patience must be positive")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 <= self.swa_start < 1:
+            raise ConfigError(f"swa_start must lie in [0, 1), got {self.swa_start}")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning_rate must lie in (0, 1), got {self.learning_rate}")
 
@@ -79,6 +104,31 @@ def _mae(model: SetRegressor, data: FormulaSet) -> float:
     return float((predicted - data.y).abs().mean())
 
 
+class WeightAverage:
+    """Running mean of a model's floating-point weights (float64 accumulators)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.count = 0
+        self.sums = {
+            name: torch.zeros_like(value, dtype=torch.float64)
+            for name, value in model.state_dict().items()
+            if value.is_floating_point()
+        }
+
+    def add(self, model: torch.nn.Module) -> None:
+        self.count += 1
+        state = model.state_dict()
+        for name, total in self.sums.items():
+            total += state[name].detach().double()
+
+    def load_into(self, model: torch.nn.Module) -> None:
+        state = model.state_dict()
+        averaged = {
+            name: (total / self.count).to(state[name].dtype) for name, total in self.sums.items()
+        }
+        model.load_state_dict({**state, **averaged})
+
+
 def fit(
     model: SetRegressor,
     train: FormulaSet,
@@ -101,6 +151,13 @@ def fit(
         parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     generator = torch.Generator().manual_seed(settings.seed)
+    annealed = settings.schedule == "cosine_swa"
+    steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)) if annealed else 1.0
+    )
+    average = WeightAverage(model) if annealed else None
+    swa_epoch = max(1, math.ceil(settings.swa_start * settings.epochs))
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     history = []
     start = time.perf_counter()
@@ -116,11 +173,16 @@ def fit(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            scheduler.step()
             total += float(loss.detach()) * len(index)
+        if average is not None and epoch >= swa_epoch:
+            average.add(model)
         score = _mae(model, validation) if validation is not None else total / len(train)
         history.append({"epoch": epoch, "train_loss": total / len(train), "validation": score})
         if progress is not None:
             progress(epoch, score)
+        if annealed:
+            continue
         if score < best[0]:
             best = (score, epoch, copy.deepcopy(model.state_dict()))
         elapsed = time.perf_counter() - start
@@ -128,6 +190,10 @@ def fit(
             break
         if settings.max_seconds is not None and elapsed > settings.max_seconds:
             break
+    if average is not None:
+        average.load_into(model)
+        score = _mae(model, validation) if validation is not None else math.nan
+        best = (score, len(history), model.state_dict())
     model.load_state_dict(best[2])
     model.eval()
     return FitResult(model, best[1], best[0], time.perf_counter() - start, history)

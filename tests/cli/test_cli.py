@@ -34,7 +34,7 @@ def test_help_lists_command_groups() -> None:
 def test_doctor_table_and_json() -> None:
     result = run("doctor")
     assert result.exit_code == 0, result.output
-    for heading in ("Core packages", "Optional extras", "Parts", "planned", "usable", "partial"):
+    for heading in ("Core packages", "Optional extras", "Parts", "usable", "partial"):
         assert heading in result.stdout
     report = json.loads(run("doctor", "--json").stdout)
     assert report["matforge"] == __version__
@@ -43,6 +43,9 @@ def test_doctor_table_and_json() -> None:
     assert calphad["status"] == "partial"
     assert "GPU" in calphad["missing"]
     assert calphad["check"].startswith("CPU backend ")
+    xc = next(row for row in report["parts"] if row["part"] == "xc")
+    assert xc["status"] in ("partial", "needs extra")
+    assert "local-hybrid" in xc["missing"]
 
 
 def test_data_list() -> None:

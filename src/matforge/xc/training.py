@@ -74,6 +74,11 @@ def prepare_one(system: System, *, reference: str, basis: str, grid_level: int) 
     mf.max_cycle = 150
     energy = float(mf.kernel())
     if not mf.converged:
+        # open-shell atoms in small bases can oscillate under DIIS; the reference is a
+        # libxc functional, so the second-order solver (which needs its kernel) is there
+        mf = mf.newton()
+        energy = float(mf.kernel(mf.mo_coeff, mf.mo_occ))
+    if not mf.converged:
         raise RuntimeError(f"{system.name}: reference {reference} SCF did not converge")
     dm = mf.make_rdm1()
     total_dm = dm if dm.ndim == 2 else dm[0] + dm[1]

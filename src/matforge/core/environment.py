@@ -98,8 +98,8 @@ PARTS: tuple[Part, ...] = (
         "Learned exchange-correlation functionals run in PySCF",
         "matforge.xc",
         ("dft",),
-        missing="the local-hybrid (exact-exchange) variant, CCSD(T) reference data computed "
-        "on Dask, the triple-zeta held-out benchmark run, a GPU run",
+        missing="the local-hybrid (exact-exchange) variant, CCSD(T) training data computed "
+        "on Dask (training uses the experimental energies only), a GPU run",
     ),
 )
 

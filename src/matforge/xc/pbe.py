@@ -15,17 +15,12 @@ import torch
 
 from matforge.xc.uniform_gas import pw92_correlation, rs_of, slater_exchange_unpolarized
 
-__all__ = ["pbe_correlation", "pbe_exchange_unpolarized", "reduced_gradient"]
+__all__ = ["pbe_correlation", "pbe_exchange_unpolarized"]
 
 KAPPA = 0.804
 MU = 0.2195149727645171
 BETA = 0.06672455060314922
 GAMMA = (1.0 - math.log(2.0)) / math.pi**2
-
-
-def reduced_gradient(n: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """s = |grad n| / (2 k_F n), k_F = (3 pi^2 n)^(1/3)."""
-    return torch.sqrt(sigma) / (2 * (3 * math.pi**2) ** (1 / 3) * n ** (4 / 3))
 
 
 def pbe_exchange_unpolarized(n: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

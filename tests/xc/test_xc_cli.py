@@ -89,7 +89,7 @@ def test_train_eval_and_scf_with_the_learned_functional(tmp_path: Path, monkeypa
     config.write_text(
         f"name: tiny\nruns_dir: {tmp_path / 'runs'}\nbasis: sto-3g\ngrid_level: 0\n"
         f"cache: {tmp_path / 'cache'}\nmodel: {{hidden: 4, layers: 1}}\n"
-        "training: {epochs: 3, learning_rate: 0.01}\n"
+        "training: {epochs: 3, learning_rate: 0.01, linearity: {species: [H]}}\n"
     )
     result = runner.invoke(app, ["xc", "train", str(config), "--json"])
     assert result.exit_code == 0, result.output
@@ -108,3 +108,39 @@ def test_train_eval_and_scf_with_the_learned_functional(tmp_path: Path, monkeypa
     assert json.loads(result.stdout)["converged"]
     result = runner.invoke(app, ["xc", "eval", str(tmp_path), "--json"])
     assert result.exit_code == 1
+
+
+def test_local_hybrid_trained_on_coupled_cluster_targets(tmp_path: Path, monkeypatch) -> None:
+    """The job with `model.kind: local_hybrid`, CCSD(T) targets computed into a database
+    (serial executor here; Dask in tests/xc/test_xc_reference.py) and the linearity
+    penalty; a rerun reuses every stored CCSD(T) energy; `xc scf` runs the saved hybrid."""
+    split = {"train": ["HF"], "validation": ["OH"], "test": ["H2O"]}
+    monkeypatch.setattr("matforge.xc.job.g2_1_split", lambda seed=0: split)
+    config = tmp_path / "xc.yaml"
+    config.write_text(
+        f"name: hybrid\nruns_dir: {tmp_path / 'runs'}\nbasis: sto-3g\ngrid_level: 0\n"
+        f"cache: {tmp_path / 'cache'}\nmodel: {{kind: local_hybrid, hidden: 4, layers: 1}}\n"
+        "training: {epochs: 3, learning_rate: 0.01,"
+        " linearity: {species: [H], fractions: [0.5], weight: 1.0}}\n"
+        "reference_data: {method: ccsd(t), basis: sto-3g, frozen_core: false,"
+        f" database: {tmp_path / 'cc.db'}, executor: {{kind: serial}}}}\n"
+    )
+    metrics = []
+    for _ in range(2):
+        result = runner.invoke(app, ["xc", "train", str(config), "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        metrics.append(json.loads((Path(report["run"]) / "metrics.json").read_text()))
+    first, second = metrics
+    assert first["targets"] == "pyscf:ccsd(t)/sto-3g"
+    assert first["reference_data"]["computed"] == 5  # HF, OH, H, F, O
+    assert second["reference_data"]["computed"] == 0
+    linearity = first["linearity_deviation_kcal"]
+    assert set(linearity["initial"]) == {"H"}
+    path = tmp_path / "water.xyz"
+    path.write_text(WATER)
+    result = runner.invoke(
+        app, ["xc", "scf", report["run"], str(path), "--basis", "sto-3g", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["converged"]

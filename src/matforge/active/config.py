@@ -100,6 +100,20 @@ class ExecutorSpec(StrictModel):
     timeout_s: float | None = Field(None, gt=0)
     retries: int = Field(1, ge=0)
 
+    def runner(self, oracle: Any) -> Any:
+        """An `OracleRunner` for `oracle` with these settings (a context manager)."""
+        from matforge.active.parallel import OracleRunner
+
+        return OracleRunner(
+            oracle,
+            executor=self.kind,
+            address=self.address,
+            n_workers=self.n_workers,
+            threads_per_worker=self.threads_per_worker,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+        )
+
 
 class TestSetSpec(StrictModel):
     kind: Literal["file", "perturbed", "md"] = "md"

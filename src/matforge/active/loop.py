@@ -443,14 +443,5 @@ class ActiveLearner:
 def run_active_learning(config: ActiveConfig, *, oracle: Oracle | None = None) -> ActiveResult:
     """Run (or resume) the active-learning experiment `config` describes."""
     learner = ActiveLearner(config, oracle=oracle)
-    spec = config.executor
-    with OracleRunner(
-        learner.oracle,
-        executor=spec.kind,
-        address=spec.address,
-        n_workers=spec.n_workers,
-        threads_per_worker=spec.threads_per_worker,
-        timeout_s=spec.timeout_s,
-        retries=spec.retries,
-    ) as runner:
+    with config.executor.runner(learner.oracle) as runner:
         return learner.run(runner)

@@ -71,16 +71,19 @@ class ActiveStore:
         reasons: Sequence[str],
         measure: str = "",
         uncertainties: Sequence[float] | None = None,
+        keys: Sequence[dict[str, Any]] | None = None,
     ) -> list[int]:
-        """Store selected, unlabelled configurations in one transaction; returns row ids."""
+        """Store selected, unlabelled configurations in one transaction; returns row ids.
+        `keys`: more key-value pairs per configuration (ASE's reserved names refused)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         values = (
             list(uncertainties) if uncertainties is not None else [float("nan")] * len(structures)
         )
+        extra = list(keys) if keys is not None else [{}] * len(structures)
         ids = []
         with self.db:
-            for atoms, reason, value in zip(structures, reasons, values, strict=True):
+            for atoms, reason, value, more in zip(structures, reasons, values, extra, strict=True):
                 uid = atoms.info.get("uid") or new_uid()
                 atoms.info["uid"] = uid
                 clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
@@ -96,6 +99,7 @@ class ActiveStore:
                     pairs["measure"] = measure
                 if np.isfinite(value):
                     pairs["uncertainty"] = float(value)
+                pairs.update(more)
                 ids.append(self.db.write(clean, **pairs))
         return ids
 

@@ -178,9 +178,11 @@ def fractional_charge_curve(
     *,
     points: int = 5,
     basis: str = "aug-cc-pvtz",
+    grid_level: int = 3,
 ) -> dict[str, Any]:
     """E(N) for N = 0 .. 1 electron around a bare nucleus (H: the H atom; He: He+), by
-    self-consistent fractional occupation of the lowest spin-up orbital; the exact E(N) is
+    self-consistent fractional occupation of the spin-up orbital closest to the one-electron
+    solution's (maximum overlap); the exact E(N) is
     the straight line N E(1) (E(0) = 0). Each fraction starts from the integer solution's
     density times N. Returns N, E(N) (None where the SCF did not converge), a converged
     flag per point, and the largest deviation from the line over the converged points
@@ -194,15 +196,21 @@ def fractional_charge_curve(
     numbers = np.linspace(0.0, 1.0, points)
     energies: list[float | None] = [0.0]
     converged = [True]
-    whole = kohn_sham(mol, functional)
+    whole = kohn_sham(mol, functional, grid_level=grid_level)
     whole.kernel()
     start = whole.make_rdm1()
+    overlap = mol.intor("int1e_ovlp")
+    occupied = whole.mo_coeff[0][:, int(np.argmax(whole.mo_occ[0]))]
     for number in numbers[1:]:
-        mf = kohn_sham(mol, functional)
+        mf = kohn_sham(mol, functional, grid_level=grid_level)
 
         def occupations(mo_energy: Any = None, mo_coeff: Any = None, n: float = number) -> Any:
+            # the orbital of most overlap with the one-electron solution's (maximum
+            # overlap): aufbau can flip to another orbital at small n when a functional's
+            # virtual orbitals lie low, and land in an excited state
             occ = np.zeros((2, len(mo_energy[0])))
-            occ[0, int(np.argmin(mo_energy[0]))] = n
+            similarity = np.abs(occupied @ overlap @ mo_coeff[0])
+            occ[0, int(np.argmax(similarity))] = n
             return occ
 
         mf.get_occ = occupations

@@ -1,10 +1,11 @@
 """The density variables an XC functional sees, per spin channel, as torch tensors.
 
 `SpinDensity` holds n_s, grad n_s and tau_s for s = up, down (tau = 1/2 sum_i |grad phi_i|^2,
-PySCF's and libxc's convention). `from_pyscf` reads PySCF's `rho` array (restricted:
-(N,), (4, N) or (5|6, N) for the total density; unrestricted: a leading axis of 2) and
-splits a restricted density evenly between the spins, so one spin-resolved formula serves
-RKS and UKS. Derived quantities (`total`, `zeta`, `sigma`) are what the formulas use.
+PySCF's and libxc's convention), and for local hybrids the exact-exchange energy density
+per spin, e_x^HF,s (`matforge.xc.exact_exchange`). `from_pyscf` reads PySCF's `rho`
+array (restricted: (N,), (4, N) or (5|6, N) for the total density; unrestricted: a leading
+axis of 2) and splits a restricted density evenly between the spins, so one spin-resolved
+formula serves RKS and UKS. Derived quantities (`total`, `zeta`, `sigma`) are what the formulas use.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class SpinDensity:
     rho: torch.Tensor  # (2, N) spin densities
     grad: torch.Tensor | None = None  # (2, 3, N)
     tau: torch.Tensor | None = None  # (2, N)
+    exact_exchange: torch.Tensor | None = None  # (2, N), energy per volume, <= 0
 
     @property
     def total(self) -> torch.Tensor:

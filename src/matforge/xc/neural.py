@@ -115,8 +115,12 @@ class NeuralMetaGGA(XCFunctional):
         return torch.exp(math.log(2.0) * torch.tanh(change.squeeze(-1)))
 
     def energy_density(self, density: SpinDensity) -> torch.Tensor:
+        return spin_scaled_exchange(density, self._exchange) + self.correlation_energy_density(
+            density
+        )
+
+    def correlation_energy_density(self, density: SpinDensity) -> torch.Tensor:
         assert density.tau is not None
-        exchange = spin_scaled_exchange(density, self._exchange)
         keep, n, zeta = spin_variables(density)
         zero = torch.zeros_like(n)
         sigma = torch.where(keep, density.total_sigma, zero)
@@ -125,4 +129,4 @@ class NeuralMetaGGA(XCFunctional):
         correlation = scan_correlation(n, zeta, sigma, tau) * self.correlation_factor(
             rs_of(n), zeta, s, alpha
         )
-        return exchange + torch.where(keep, correlation, zero)
+        return torch.where(keep, correlation, zero)

@@ -221,10 +221,14 @@ def kohn_sham(mol: Any, functional: XCFunctional | str, *, grid_level: int = 3) 
     from pyscf import dft
 
     mf = dft.RKS(mol) if mol.spin == 0 and mol.nelectron % 2 == 0 else dft.UKS(mol)
+    mf.grids.level = grid_level
     if isinstance(functional, str):
         mf.xc = functional
+    elif getattr(functional, "uses_exact_exchange", False):
+        from matforge.xc.exact_exchange import attach_local_hybrid
+
+        attach_local_hybrid(mf, functional)
     else:
         attach(mf, functional)
-    mf.grids.level = grid_level
     mf.conv_tol = 1e-10
     return mf

@@ -10,28 +10,35 @@ Systems are cached one file each (`cache/NAME.pt`), written atomically as they f
 an interrupted preparation resumes where it stopped.
 
 `fit` minimizes the mean squared error of atomization energies (kcal/mol) of the training
-molecules, keeps the parameters of the best validation MAE, and can add a penalty on the
+molecules (experimental, or reference ones such as CCSD(T) from `matforge.xc.reference`),
+keeps the parameters of the best validation MAE, and can add penalties on the
 one-electron self-interaction error of the H atom (E_xc[n_H] + J[n_H], 0 for the exact
-functional). `scf_atomization_energies` re-runs each system self-consistently.
+functional) and on deviations from piecewise linearity in the electron number
+(`matforge.xc.fractional`). `scf_atomization_energies` re-runs each system
+self-consistently.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from matforge.core.errors import ConfigError
-from matforge.xc.data import System, atomization_energy
+from matforge.xc.data import System, atom_counts, atomization_energy
 from matforge.xc.density import SpinDensity
 from matforge.xc.functionals import XCFunctional
 from matforge.xc.pyscf_bridge import one_torch_thread
+
+if TYPE_CHECKING:
+    from matforge.xc.fractional import FractionalSeries
 
 __all__ = [
     "FixedDensity",
@@ -66,14 +73,28 @@ def _mol(system: System, basis: str) -> Any:
     )
 
 
-def prepare_one(system: System, *, reference: str, basis: str, grid_level: int) -> FixedDensity:
+def prepare_one(
+    system: System,
+    *,
+    reference: str,
+    basis: str,
+    grid_level: int,
+    occupations: Callable[[Any], np.ndarray] | None = None,
+    exact_exchange: bool = False,
+) -> FixedDensity:
+    """The reference SCF of `system` and what training keeps of it. `occupations` (mo
+    energies -> occupation numbers) fixes the orbital occupations, fractional ones
+    included; `exact_exchange` adds the exact-exchange energy densities (local hybrids);
+    an SCF that does not converge raises."""
     from matforge.xc.pyscf_bridge import density_on_grid, kohn_sham
 
     mol = _mol(system, basis)
     mf = kohn_sham(mol, reference, grid_level=grid_level)
     mf.max_cycle = 150
+    if occupations is not None:
+        mf.get_occ = lambda mo_energy=None, mo_coeff=None: occupations(mo_energy)
     energy = float(mf.kernel())
-    if not mf.converged:
+    if not mf.converged and occupations is None:
         # open-shell atoms in small bases can oscillate under DIIS; the reference is a
         # libxc functional, so the second-order solver (which needs its kernel) is there
         mf = mf.newton()
@@ -85,7 +106,51 @@ def prepare_one(system: System, *, reference: str, basis: str, grid_level: int) 
     veff = mf.get_veff(mol, dm)
     coulomb = 0.5 * float(np.einsum("ij,ji->", mf.get_j(mol, total_dm), total_dm))
     density, weights = density_on_grid(mf, dm)
+    if exact_exchange:
+        from matforge.xc.exact_exchange import GridDensity
+
+        grid = GridDensity.from_scf(mf)
+        spins = torch.as_tensor(dm if dm.ndim == 3 else np.stack([dm / 2, dm / 2]))
+        with torch.no_grad():
+            density.exact_exchange = torch.stack([grid.exact_exchange(d) for d in spins])
     return FixedDensity(system.name, density, weights, energy - float(veff.exc), energy, coulomb)
+
+
+def cached_fixed_density(
+    path: Path, compute: Callable[[], FixedDensity], name: str
+) -> tuple[FixedDensity, bool]:
+    """`compute()` once, kept in `path` (written atomically); (density, computed now)."""
+    from matforge.core.rundir import atomic_write_bytes
+
+    if path.exists():
+        state = torch.load(path, weights_only=True)
+        computed = False
+    else:
+        fixed = compute()
+        state = {
+            "rho": fixed.density.rho,
+            "grad": fixed.density.grad,
+            "tau": fixed.density.tau,
+            "weights": fixed.weights,
+            "rest_energy": fixed.rest_energy,
+            "reference_energy": fixed.reference_energy,
+            "coulomb": fixed.coulomb,
+        }
+        if fixed.density.exact_exchange is not None:
+            state["exact_exchange"] = fixed.density.exact_exchange
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        computed = True
+    fixed = FixedDensity(
+        name,
+        SpinDensity(state["rho"], state["grad"], state["tau"], state.get("exact_exchange")),
+        state["weights"],
+        float(state["rest_energy"]),
+        float(state["reference_energy"]),
+        float(state["coulomb"]),
+    )
+    return fixed, computed
 
 
 def prepare(
@@ -95,54 +160,32 @@ def prepare(
     reference: str = "PBE",
     basis: str = "def2-svp",
     grid_level: int = 2,
+    exact_exchange: bool = False,
     progress: Callable[[str, float], None] | None = None,
 ) -> dict[str, FixedDensity]:
-    from matforge.core.rundir import atomic_write_bytes
-
+    """Fixed densities of `systems`, cached in `cache` (with exact-exchange energy
+    densities in separate files, "-exx", when `exact_exchange`)."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
+    suffix = "-exx" if exact_exchange else ""
     out = {}
     for system in systems:
-        path = cache / f"{system.name}-{reference}-{basis}-{grid_level}.pt"
-        if path.exists():
-            state = torch.load(path, weights_only=True)
-        else:
-            start = time.perf_counter()
-            fixed = prepare_one(system, reference=reference, basis=basis, grid_level=grid_level)
-            state = {
-                "rho": fixed.density.rho,
-                "grad": fixed.density.grad,
-                "tau": fixed.density.tau,
-                "weights": fixed.weights,
-                "rest_energy": fixed.rest_energy,
-                "reference_energy": fixed.reference_energy,
-                "coulomb": fixed.coulomb,
-            }
-            import io
-
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            atomic_write_bytes(path, buffer.getvalue())
-            if progress is not None:
-                progress(system.name, time.perf_counter() - start)
-        out[system.name] = FixedDensity(
+        path = cache / f"{system.name}-{reference}-{basis}-{grid_level}{suffix}.pt"
+        start = time.perf_counter()
+        out[system.name], computed = cached_fixed_density(
+            path,
+            lambda system=system: prepare_one(
+                system,
+                reference=reference,
+                basis=basis,
+                grid_level=grid_level,
+                exact_exchange=exact_exchange,
+            ),
             system.name,
-            SpinDensity(state["rho"], state["grad"], state["tau"]),
-            state["weights"],
-            float(state["rest_energy"]),
-            float(state["reference_energy"]),
-            float(state["coulomb"]),
         )
+        if computed and progress is not None:
+            progress(system.name, time.perf_counter() - start)
     return out
-
-
-def _atom_counts(name: str) -> dict[str, int]:
-    from ase.data import g2_1
-
-    counts: dict[str, int] = {}
-    for symbol in g2_1.string2symbols(g2_1.data[name]["symbols"]):
-        counts[symbol] = counts.get(symbol, 0) + 1
-    return counts
 
 
 def predicted_atomization(
@@ -151,13 +194,13 @@ def predicted_atomization(
     """Atomization energies (kcal/mol) from total energies (Hartree) of molecules and atoms."""
     out = {}
     for name in molecules:
-        atoms = sum(count * energies[symbol] for symbol, count in _atom_counts(name).items())
+        atoms = sum(count * energies[symbol] for symbol, count in atom_counts(name).items())
         out[name] = (atoms - energies[name]) * HARTREE_KCAL
     return out
 
 
 def needed_atoms(molecules: Sequence[str]) -> list[str]:
-    return sorted({symbol for name in molecules for symbol in _atom_counts(name)})
+    return sorted({symbol for name in molecules for symbol in atom_counts(name)})
 
 
 def fit(
@@ -169,16 +212,32 @@ def fit(
     epochs: int = 200,
     learning_rate: float = 1e-2,
     self_interaction_weight: float = 0.0,
+    targets: dict[str, float] | None = None,
+    linearity: Sequence[FractionalSeries] = (),
+    linearity_weight: float = 0.0,
     progress: Callable[[int, float, float], None] | None = None,
 ) -> dict[str, Any]:
     """Fit on fixed densities; returns the history and the best validation MAE (kcal/mol);
     `functional` ends with the parameters of the best validation epoch. Full-batch Adam:
-    every step sees every training molecule."""
+    every step sees every training molecule.
+
+    `targets`: atomization energies (kcal/mol) per molecule, e.g. CCSD(T) ones from
+    `matforge.xc.reference`; default: experiment (G2-1). `linearity`: fractional-electron
+    series (`matforge.xc.fractional`) whose mean squared deviation from piecewise
+    linearity, times `linearity_weight`, is added to the loss."""
     needed = [*train, *validation, *needed_atoms([*train, *validation])]
     missing = [n for n in needed if n not in data]
     if missing:
         raise ConfigError(f"no prepared densities for {', '.join(missing)}")
-    targets = {name: atomization_energy(name) for name in [*train, *validation]}
+    if targets is None:
+        targets = {name: atomization_energy(name) for name in [*train, *validation]}
+    untargeted = [n for n in [*train, *validation] if n not in targets]
+    if untargeted:
+        raise ConfigError(f"no target atomization energy for {', '.join(untargeted)}")
+    if linearity_weight and not linearity:
+        raise ConfigError("linearity_weight > 0 needs fractional-electron series")
+    from matforge.xc.fractional import linearity_penalty
+
     optimizer = torch.optim.Adam(functional.parameters(), lr=learning_rate)
     best = (float("inf"), 0, copy.deepcopy(functional.state_dict()))
     history = []
@@ -199,6 +258,9 @@ def fit(
             optimizer.zero_grad()
             error = errors(train)
             loss = (error**2).mean()
+            linearity_msd = linearity_penalty(functional, linearity) if linearity else None
+            if linearity_weight:
+                loss = loss + linearity_weight * linearity_msd
             if self_interaction_weight and "H" in data:
                 h = data["H"]
                 xc = (functional.energy_density(h.density) * h.weights).sum()
@@ -206,9 +268,10 @@ def fit(
             loss.backward()
             optimizer.step()
             train_mae = float(error.detach().abs().mean())
-            history.append(
-                {"epoch": epoch, "train_mae": train_mae, "validation_mae": validation_mae}
-            )
+            entry = {"epoch": epoch, "train_mae": train_mae, "validation_mae": validation_mae}
+            if linearity_msd is not None:
+                entry["linearity_rms"] = float(linearity_msd.detach()) ** 0.5
+            history.append(entry)
             if progress is not None:
                 progress(epoch, train_mae, validation_mae)
     functional.load_state_dict(best[2])
@@ -242,7 +305,7 @@ def scf_atomization_energies(
             energies[name] = energy
         else:
             failed.append(name)
-    usable = [m for m in molecules if m in energies and all(a in energies for a in _atom_counts(m))]
+    usable = [m for m in molecules if m in energies and all(a in energies for a in atom_counts(m))]
     predicted = predicted_atomization(energies, usable)  # type: ignore[arg-type]
     errors = {m: float(predicted[m]) - atomization_energy(m) for m in usable}
     return {

@@ -12,9 +12,10 @@ test MAE, the paired difference of each strategy from scratch with its 95% t-int
 and the gain of the best transfer strategy at the smallest size.
 
 Parts `steels` / `expt_gap` (Matbench tasks on CrabNet's five train/val/test splits,
-../shared/data/composition): first the Deep Sets model's width and fraction-encoding
-resolution are chosen on steels' validation rows only (scratch, one model per split and
-grid point, cosine-annealed with weight averaging; `--select`), then that model is
+../shared/data/composition): first the Deep Sets model's width, fraction-encoding
+resolution and element embedding (element properties, or properties plus a learned vector
+per element: "both") are chosen on steels' validation rows only (scratch, one model per
+split and grid point, cosine-annealed with weight averaging; `--select`), then that model is
 pre-trained on mp_e_form (132,752 DFT formation energies, 15% held out for early
 stopping, a wall-time budget; cached in the output folder), then per split:
 matforge scratch, and matforge transferred (the strategy of lowest validation MAE among
@@ -118,24 +119,48 @@ def target_settings(seed: int) -> FitSettings:
     return FitSettings(epochs=300, batch_size=32, schedule="cosine_swa", seed=seed)
 
 
-def select_spec(grid: list[tuple[int, float]]) -> tuple[ModelSpec, list[dict]]:
-    """(size, fraction resolution) of lowest mean validation MAE over steels' 5 splits;
-    test rows are not read."""
+def select_spec(grid: list[tuple[int, float, str]]) -> tuple[ModelSpec, list[dict]]:
+    """(width, fraction resolution, element embedding) of lowest mean validation MAE over
+    steels' 5 splits; test rows are not read."""
     rows = []
-    for size, resolution in grid:
-        spec = ModelSpec(size=size, depth=3, head=(size,), fraction_resolution=resolution)
+    for size, resolution, embedding in grid:
+        spec = _spec(size, resolution, embedding)
         scores = []
         for index in range(5):
             train, val, _ = matbench_split(DATA / "matbench_cv", "steels_yield", index)
             result = train_strategy("scratch", spec, train, val, target_settings(0))
             scores.append(result.best_validation_mae)
-        rows.append({"size": size, "resolution": resolution, "val_mae": float(np.mean(scores))})
+        rows.append(
+            {
+                "size": size,
+                "resolution": resolution,
+                "embedding": embedding,
+                "val_mae": float(np.mean(scores)),
+                "val_mae_per_split": scores,
+            }
+        )
         print(f"selection (steels val rows): {rows[-1]}", flush=True)
     best = min(rows, key=lambda r: r["val_mae"])
-    spec = ModelSpec(
-        size=best["size"], depth=3, head=(best["size"],), fraction_resolution=best["resolution"]
+    return _spec(best["size"], best["resolution"], best["embedding"]), rows
+
+
+def _spec(size: int, resolution: float, embedding: str) -> ModelSpec:
+    return ModelSpec(
+        size=size,
+        depth=3,
+        head=(size,),
+        fraction_resolution=resolution,
+        embedding=embedding,  # type: ignore[arg-type]
     )
-    return spec, rows
+
+
+def _grid(text: str) -> list[tuple[int, float, str]]:
+    """'256:500,256:500:both' -> [(256, 500.0, 'properties'), (256, 500.0, 'both')]."""
+    grid = []
+    for item in text.split(","):
+        size, resolution, *rest = item.split(":")
+        grid.append((int(size), float(resolution), rest[0] if rest else "properties"))
+    return grid
 
 
 def pretrain(seconds: float, spec: ModelSpec, cache: Path) -> tuple[SetRegressor, dict]:
@@ -239,8 +264,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/transfer"))
     parser.add_argument(
         "--select",
-        default="128:5000,128:500,256:5000,256:500",
-        help="grid of width:resolution chosen among on steels' validation rows",
+        default="256:500,256:500:both,256:200,256:200:both",
+        help="grid of width:resolution[:embedding] chosen among on steels' validation rows",
     )
     parser.add_argument(
         "--transfer-strategies",
@@ -266,10 +291,11 @@ def main() -> None:
         report["mpea"] = mpea_part(args.repeats)
         partial.write_text(json.dumps(report, indent=1))
     if any(p in tasks for p in parts):
-        grid = [(int(a), float(b)) for a, b in (x.split(":") for x in args.select.split(","))]
-        spec, report["selection"] = select_spec(grid)
+        spec, report["selection"] = select_spec(_grid(args.select))
         partial.write_text(json.dumps(report, indent=1))
         key = f"{spec.size}-{spec.fraction_resolution:g}-{args.pretrain_seconds:g}"
+        if spec.embedding != "properties":
+            key += f"-{spec.embedding}"
         cache = args.out / f"pretrained-{key}.pt"
         source_model, report["pretrain"] = pretrain(args.pretrain_seconds, spec, cache)
         for part in parts:

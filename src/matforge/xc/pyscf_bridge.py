@@ -33,6 +33,7 @@ __all__ = [
     "evaluate",
     "kohn_sham",
     "require_pyscf",
+    "second_derivative",
 ]
 
 
@@ -75,6 +76,28 @@ def evaluate(
     if vxc is not None and functional.xctype == "LDA":
         vxc = vxc.reshape((2, 1, -1) if spin else (1, -1))
     return exc.cpu().numpy(), vxc
+
+
+def second_derivative(functional: XCFunctional, rho: np.ndarray, spin: int) -> np.ndarray:
+    """The kernel f_xc = d^2 e_xc / dx_i dx_j per grid point, in PySCF's eval_xc_eff
+    layout ((nvar, nvar, N) restricted, (2, nvar, 2, nvar, N) unrestricted): one backward
+    pass per variable through the potential's graph; the grid points are independent, so
+    the gradient of a potential summed over points is that point's row of the Hessian."""
+    density, leaf = SpinDensity.from_pyscf(rho, functional.xctype, spin)
+    with torch.enable_grad(), one_torch_thread():
+        energy = functional.energy_density(density)
+        (first,) = torch.autograd.grad(energy.sum(), leaf, create_graph=True)
+        rows = first.reshape(-1, first.shape[-1])
+        hessian = []
+        for row in rows:
+            (second,) = torch.autograd.grad(
+                row.sum(), leaf, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
+            hessian.append(second.detach())
+    kernel = torch.stack(hessian).reshape(*first.shape[:-1], *leaf.shape).cpu().numpy()
+    if functional.xctype == "LDA":
+        kernel = kernel.reshape((2, 1, 2, 1, -1) if spin else (1, 1, -1))
+    return kernel
 
 
 def density_on_grid(
@@ -182,16 +205,17 @@ def _make_numint() -> type:
             verbose: Any = None,
             spin: int | None = None,
         ) -> list:
-            if deriv > 1:
+            if deriv > 2:
                 raise NotImplementedError(
-                    f"{self.functional.name}: second derivatives (response, Hessians) are "
-                    "not implemented for torch functionals"
+                    f"{self.functional.name}: third derivatives are not implemented for "
+                    "torch functionals (kernels, deriv=2, are)"
                 )
             array = np.asarray(rho)
             if spin is None:
                 spin = int(array.ndim >= 2 and array.shape[0] == 2)
             exc, vxc = evaluate(self.functional, array, spin, deriv)
-            return [exc, vxc, None, None]
+            fxc = second_derivative(self.functional, array, spin) if deriv == 2 else None
+            return [exc, vxc, fxc, None]
 
         def eval_xc(self, *args: Any, **kwargs: Any) -> Any:
             raise NotImplementedError("TorchNumInt evaluates through eval_xc_eff only")

@@ -45,7 +45,7 @@ def test_doctor_table_and_json() -> None:
     assert calphad["check"].startswith("CPU backend ")
     xc = next(row for row in report["parts"] if row["part"] == "xc")
     assert xc["status"] in ("partial", "needs extra")
-    assert "local-hybrid" in xc["missing"]
+    assert "CCSD(T)" in xc["missing"]
 
 
 def test_data_list() -> None:

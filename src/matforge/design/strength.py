@@ -25,10 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from matforge.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from matforge.design.atomistic import AlloyProperties
 
 BOLTZMANN = 1.380649e-23  # J/K
 ANGSTROM3 = 1e-30  # m^3
@@ -106,13 +110,28 @@ class VarvenneCurtin:
         volumes = self._vector(APPARENT_VOLUME_A3, x)
         v_alloy = (x * volumes).sum(dim=-1)
         misfit2 = (x * (volumes - v_alloy[..., None]) ** 2).sum(dim=-1)
-        b = (4 * v_alloy) ** (1 / 3) / math.sqrt(2)  # A
         mu = (x * self._vector(SHEAR_MODULUS_GPA, x)).sum(dim=-1) * 1e9
         nu = (x * self._vector(POISSON_RATIO, x)).sum(dim=-1)
+        return self.from_alloy(v_alloy, misfit2, mu, nu)
+
+    def from_alloy(
+        self,
+        volume: torch.Tensor,
+        misfit2: torch.Tensor,
+        shear_modulus: torch.Tensor,
+        poisson_ratio: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """The model's formulas from alloy quantities: volume per atom (A^3), sum_n c_n
+        dV_n^2 (A^6), shear modulus (Pa), Poisson ratio; `components` feeds them from the
+        element tables, `strength_from_properties` from atomistic calculations."""
+        v_alloy = torch.as_tensor(volume, dtype=torch.float64)
+        mu = torch.as_tensor(shear_modulus, dtype=torch.float64)
+        nu = torch.as_tensor(poisson_ratio, dtype=torch.float64)
+        b = (4 * v_alloy) ** (1 / 3) / math.sqrt(2)  # A
         ratio = (1 + nu) / (1 - nu)
         # Clamped so that the pure element (zero misfit) gets zero strength with a finite
         # derivative instead of 0 ** (1/3) blowing up.
-        misfit = (misfit2 / b**6).clamp(min=1e-30)
+        misfit = (torch.as_tensor(misfit2, dtype=torch.float64) / b**6).clamp(min=1e-30)
         tau0 = 0.01785 * self.alpha ** (-1 / 3) * mu * ratio ** (4 / 3) * misfit ** (2 / 3)
         energy = (
             1.5618 * self.alpha ** (1 / 3) * mu * (b**3 * ANGSTROM3) * ratio ** (2 / 3)
@@ -132,3 +151,23 @@ class VarvenneCurtin:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Yield strength (MPa) of compositions x (..., len(elements))."""
         return self.components(x)["sigma_y"]
+
+
+def strength_from_properties(
+    properties: AlloyProperties, model: VarvenneCurtin | None = None
+) -> dict[str, float]:
+    """Varvenne-Curtin strength from atomistically computed alloy properties
+    (`matforge.design.atomistic`): the alloy's own volume, misfit volumes, and isotropic
+    moduli from its C11, C12, C44, instead of element tables and rules of mixtures."""
+    model = model or VarvenneCurtin(elements=())  # its element tables are not used here
+    elements = tuple(properties.composition)
+    c = properties.composition
+    misfit2 = sum(c[e] * properties.misfit_volumes[e] ** 2 for e in elements)
+    values = (
+        properties.volume_per_atom,
+        misfit2,
+        properties.shear_modulus * 1e9,
+        properties.poisson_ratio,
+    )
+    out = model.from_alloy(*(torch.tensor(v, dtype=torch.float64) for v in values))
+    return {k: float(v) for k, v in out.items()}

@@ -48,10 +48,21 @@ def main() -> None:
     parser.add_argument("--skip-constraints", action="store_true")
     parser.add_argument("--models", default="meta_gga,local_hybrid")
     parser.add_argument("--linearity-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--runs",
+        default="",
+        help="kind=RUN_DIR,... : evaluate these trained runs instead of training (their "
+        "metrics.json gives the fit figures)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     learned, fits = {}, {}
-    for kind in args.models.split(","):
+    given = dict(item.split("=", 1) for item in args.runs.split(",") if item)
+    for kind, path in given.items():
+        learned[kind] = load_functional(path)
+        fits[kind] = json.loads((Path(path) / "metrics.json").read_text())
+        print(f"{kind}: evaluating the trained run {path}", flush=True)
+    for kind in [k for k in args.models.split(",") if k not in given]:
         config = XCTrainConfig(
             name=f"xc-g2-{kind}",
             runs_dir=args.out / "runs",
@@ -106,13 +117,17 @@ def main() -> None:
     cost = scf_seconds(f"learned {chosen}") / scf_seconds("PBE")
     print()
     print(f"G2-1 test split ({len(test)} molecules), {args.basis}, self-consistent")
-    print("| functional | MAE (kcal/mol) | molecules | SCF time (s) | vs PBE time | SCF failures |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| functional | MAE (kcal/mol) | molecules | SCF time (s) | vs PBE time | SCF failures "
+        "| second-order solver |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, entry in results.items():
         mae = f"{entry['mae']:.2f}" if entry["mae"] is not None else "-"
         print(
             f"| {label} | {mae} | {len(entry['errors'])} | {scf_seconds(label):.0f} | "
-            f"{scf_seconds(label) / scf_seconds('PBE'):.2f} | {', '.join(entry['failed']) or '-'} |"
+            f"{scf_seconds(label) / scf_seconds('PBE'):.2f} | {', '.join(entry['failed']) or '-'} "
+            f"| {', '.join(entry['second_order']) or '-'} |"
         )
     if constraints:
         print()

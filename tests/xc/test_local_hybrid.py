@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("pyscf")
 
 from matforge.core.errors import ConfigError
-from matforge.xc.constraints import fractional_charge_curve
+from matforge.xc.constraints import fractional_charge_curve, one_electron_report
 from matforge.xc.data import g2_1_atoms, g2_1_molecules
 from matforge.xc.density import SpinDensity
 from matforge.xc.exact_exchange import GridDensity, exact_exchange_energy
@@ -77,6 +77,9 @@ def test_one_electron_systems_are_exact_at_random_weights() -> None:
     mol = gto.M(atom="H 0 0 0", basis="6-31g", spin=1, verbose=0)
     mf = kohn_sham(mol, functional, grid_level=2)
     assert mf.kernel() == pytest.approx(scf.UHF(mol).kernel(), abs=1e-7)
+    report = one_electron_report(functional, basis="6-31g")
+    assert abs(report["self_interaction"]) < 1e-10  # E_xc + J, measured 3e-15
+    assert abs(report["correlation"]) < 1e-12
     for nucleus in ("H", "He"):
         curve = fractional_charge_curve(functional, nucleus, points=3, basis="6-31g", grid_level=2)
         assert all(curve["converged"]), nucleus

@@ -165,10 +165,21 @@ def one_electron_report(
         from matforge.xc.pyscf_bridge import density_on_grid
 
         density, weights = density_on_grid(mf, dm)
+        if getattr(functional, "uses_exact_exchange", False):
+            from matforge.xc.exact_exchange import GridDensity
+
+            grid = GridDensity.from_scf(mf)
+            spins = torch.as_tensor(np.asarray(dm))
+            with torch.no_grad():
+                density.exact_exchange = torch.stack([grid.exact_exchange(d) for d in spins])
         with torch.no_grad():
-            total = functional.energy_density(density)
-            exchange = _exchange(functional, density) if hasattr(functional, "_exchange") else 0
-        report["correlation"] = float(((total - exchange) * weights).sum())
+            if hasattr(functional, "correlation_energy_density"):
+                correlation = functional.correlation_energy_density(density)
+            else:
+                total = functional.energy_density(density)
+                exchange = _exchange(functional, density) if hasattr(functional, "_exchange") else 0
+                correlation = total - exchange
+        report["correlation"] = float((correlation * weights).sum())
     return report
 
 

@@ -100,4 +100,7 @@ class LocalHybrid(XCFunctional):
             a = self.mixing(s, alpha, ratio)
             value = a * exact + (1 - a) * semilocal
             exchange = exchange + torch.where(keep, value, torch.zeros_like(value))
-        return exchange + self.semilocal.correlation_energy_density(density)
+        return exchange + self.correlation_energy_density(density)
+
+    def correlation_energy_density(self, density: SpinDensity) -> torch.Tensor:
+        return self.semilocal.correlation_energy_density(density)

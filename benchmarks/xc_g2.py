@@ -119,7 +119,7 @@ def main() -> None:
     print(f"G2-1 test split ({len(test)} molecules), {args.basis}, self-consistent")
     print(
         "| functional | MAE (kcal/mol) | molecules | SCF time (s) | vs PBE time | SCF failures "
-        "| second-order solver |"
+        "| converged by a fallback |"
     )
     print("|---|---|---|---|---|---|---|")
     for label, entry in results.items():
@@ -127,7 +127,7 @@ def main() -> None:
         print(
             f"| {label} | {mae} | {len(entry['errors'])} | {scf_seconds(label):.0f} | "
             f"{scf_seconds(label) / scf_seconds('PBE'):.2f} | {', '.join(entry['failed']) or '-'} "
-            f"| {', '.join(entry['second_order']) or '-'} |"
+            f"| {', '.join(f'{k} ({v})' for k, v in entry['fallback'].items()) or '-'} |"
         )
     if constraints:
         print()

@@ -287,9 +287,9 @@ def scf_atomization_energies(
     systems: dict[str, System] | None = None,
 ) -> dict[str, Any]:
     """Self-consistent atomization energies (kcal/mol) and their errors against
-    experiment; a system whose SCF does not converge under DIIS gets the second-order
-    solver (listed in `second_order`), and one that still does not is listed in `failed`,
-    not given a number."""
+    experiment; a system whose SCF does not converge under DIIS is solved again (second
+    order, or level shift for local hybrids; listed in `fallback`), and one that still
+    does not is listed in `failed`, not given a number."""
     from matforge.xc.data import g2_1_atoms, g2_1_molecules
     from matforge.xc.pyscf_bridge import kohn_sham
 
@@ -297,19 +297,28 @@ def scf_atomization_energies(
     energies: dict[str, float] = {}
     failed = []
     seconds = {}
-    second_order = []
+    fallback: dict[str, str] = {}
     for name in [*needed_atoms(molecules), *molecules]:
-        mf = kohn_sham(_mol(systems[name], basis), functional, grid_level=grid_level)
+        mol = _mol(systems[name], basis)
+        mf = kohn_sham(mol, functional, grid_level=grid_level)
         mf.max_cycle = 150
         start = time.perf_counter()
         energy = float(mf.kernel())
-        if not mf.converged and not getattr(functional, "uses_exact_exchange", False):
-            # open-shell atoms (O, S) oscillate between near-degenerate states under
-            # DIIS; the second-order solver (kernels: libxc's, or the torch autograd
-            # ones) converges them. A local hybrid has no kernel, so no fallback there.
-            mf = mf.newton()
-            energy = float(mf.kernel(mf.mo_coeff, mf.mo_occ))
-            second_order.append(name)
+        if not mf.converged:
+            # open-shell atoms (O, S, Cl) can oscillate between near-degenerate states
+            # under DIIS, depending on rounding (thread counts). The second-order solver
+            # needs the kernel (libxc's, or the torch autograd one); a local hybrid has
+            # none through PySCF, so it gets a level shift and damping instead.
+            if getattr(functional, "uses_exact_exchange", False):
+                last = mf.make_rdm1()
+                mf = kohn_sham(mol, functional, grid_level=grid_level)
+                mf.max_cycle, mf.level_shift, mf.damp = 150, 0.5, 0.3
+                energy = float(mf.kernel(dm0=last))
+                fallback[name] = "level shift"
+            else:
+                mf = mf.newton()
+                energy = float(mf.kernel(mf.mo_coeff, mf.mo_occ))
+                fallback[name] = "second order"
         seconds[name] = time.perf_counter() - start
         if mf.converged:
             energies[name] = energy
@@ -323,6 +332,6 @@ def scf_atomization_energies(
         "errors": errors,
         "mae": float(np.mean(np.abs(list(errors.values())))) if errors else None,
         "failed": failed,
-        "second_order": second_order,
+        "fallback": fallback,
         "seconds": seconds,
     }

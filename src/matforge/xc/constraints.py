@@ -166,12 +166,9 @@ def one_electron_report(
 
         density, weights = density_on_grid(mf, dm)
         if getattr(functional, "uses_exact_exchange", False):
-            from matforge.xc.exact_exchange import GridDensity
+            from matforge.xc.exact_exchange import GridDensity, exact_exchange_densities
 
-            grid = GridDensity.from_scf(mf)
-            spins = torch.as_tensor(np.asarray(dm))
-            with torch.no_grad():
-                density.exact_exchange = torch.stack([grid.exact_exchange(d) for d in spins])
+            density.exact_exchange = exact_exchange_densities(GridDensity.from_scf(mf), dm)
         with torch.no_grad():
             if hasattr(functional, "correlation_energy_density"):
                 correlation = functional.correlation_energy_density(density)

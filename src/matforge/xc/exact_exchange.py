@@ -29,7 +29,12 @@ import torch
 from matforge.xc.density import SpinDensity
 from matforge.xc.functionals import XCFunctional
 
-__all__ = ["GridDensity", "attach_local_hybrid", "exact_exchange_energy"]
+__all__ = [
+    "GridDensity",
+    "attach_local_hybrid",
+    "exact_exchange_densities",
+    "exact_exchange_energy",
+]
 
 
 class GridDensity:
@@ -120,11 +125,17 @@ def _spin_matrices(dm: np.ndarray) -> np.ndarray:
     return dm if dm.ndim == 3 else np.stack([dm / 2, dm / 2])
 
 
-def exact_exchange_energy(grid: GridDensity, dm: np.ndarray) -> float:
-    """Sum_s int e_x^HF,s on the grid (equals -1/2 sum_s tr(D^s K[D^s]) up to the grid)."""
+def exact_exchange_densities(grid: GridDensity, dm: np.ndarray) -> torch.Tensor:
+    """e_x^HF per spin (2, N) of a restricted (nao, nao) or unrestricted (2, nao, nao)
+    density matrix on the grid."""
     spins = torch.as_tensor(_spin_matrices(dm), dtype=torch.float64)
     with torch.no_grad():
-        return float(sum((grid.exact_exchange(d) * grid.weights).sum() for d in spins))
+        return torch.stack([grid.exact_exchange(d) for d in spins])
+
+
+def exact_exchange_energy(grid: GridDensity, dm: np.ndarray) -> float:
+    """Sum_s int e_x^HF,s on the grid (equals -1/2 sum_s tr(D^s K[D^s]) up to the grid)."""
+    return float((exact_exchange_densities(grid, dm) * grid.weights).sum())
 
 
 def attach_local_hybrid(mf: Any, functional: XCFunctional, memory_mb: float = 1500) -> Any:

@@ -107,12 +107,9 @@ def prepare_one(
     coulomb = 0.5 * float(np.einsum("ij,ji->", mf.get_j(mol, total_dm), total_dm))
     density, weights = density_on_grid(mf, dm)
     if exact_exchange:
-        from matforge.xc.exact_exchange import GridDensity
+        from matforge.xc.exact_exchange import GridDensity, exact_exchange_densities
 
-        grid = GridDensity.from_scf(mf)
-        spins = torch.as_tensor(dm if dm.ndim == 3 else np.stack([dm / 2, dm / 2]))
-        with torch.no_grad():
-            density.exact_exchange = torch.stack([grid.exact_exchange(d) for d in spins])
+        density.exact_exchange = exact_exchange_densities(GridDensity.from_scf(mf), dm)
     return FixedDensity(system.name, density, weights, energy - float(veff.exc), energy, coulomb)
 
 

@@ -128,3 +128,41 @@ def test_bundled_subset_phases_have_finite_energies() -> None:
     equimolar = torch.tensor([[0.2, 0.2, 0.2, 0.2, 0.2, 1.0]], dtype=torch.float64)
     assert fcc.site_fractions[-1] == "FCC_A1:1:VA"
     np.testing.assert_allclose(fcc.composition(equimolar).numpy(), [[0.2] * 5])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_unary_elements_mix_ideally_and_coverage_says_so() -> None:
+    """Pd, added to the Al-Cu-Ni slice of MF Steel from a unary database, has its lattice
+    stability in FCC and no interaction: Cu-Pd in FCC_A1 mixes ideally, Cu-Ni does not."""
+    from matforge.calphad.subset import interaction_coverage
+
+    db = load_database("alcunipd_mfsteel")
+    coverage = interaction_coverage(db, "FCC_A1", ["AL", "CU", "NI", "PD"])
+    assert coverage["CU-PD"] == coverage["AL-PD"] == coverage["NI-PD"] == 0
+    assert min(coverage["AL-CU"], coverage["AL-NI"], coverage["CU-NI"]) > 0
+    gas = 8.3145  # J/mol/K as pycalphad (and so the database's models) take it
+    for pair, ideal in ((["CU", "PD"], True), (["CU", "NI"], False)):
+        model = build_phase_models(db, pair, ["FCC_A1"])["FCC_A1"]
+        assert model.site_fractions[-1] == "FCC_A1:1:VA"
+        x = torch.tensor([0.3], dtype=torch.float64)
+        y = torch.stack([x, 1 - x, torch.ones_like(x)], dim=1)  # pair order = sorted
+        ends = [torch.tensor([[1.0, 0.0, 1.0]]), torch.tensor([[0.0, 1.0, 1.0]])]
+        temperature = 1000.0
+        pure = [model.gibbs(e.double(), temperature) for e in ends]
+        excess = model.gibbs(y, temperature) - x * pure[0] - (1 - x) * pure[1]
+        entropy = gas * temperature * (x * torch.log(x) + (1 - x) * torch.log(1 - x))
+        gap = float((excess - entropy).abs().max())
+        assert (gap < 1e-6) if ideal else (gap > 100.0), (pair, gap)
+
+
+def test_drop_phases_and_unary_elements_reject_unknown_names() -> None:
+    from matforge.calphad.subset import add_unary_elements, drop_phases
+
+    db = subset_database("alcocrni", ["AL", "NI"])
+    with pytest.raises(DataError, match="not in the database"):
+        drop_phases(db, ["NO_SUCH_PHASE"])
+    kept = drop_phases(db, ["L12_FCC"])
+    assert "L12_FCC" not in kept.phases
+    assert "L12_FCC" in db.phases  # the source is left alone
+    with pytest.raises(DataError, match="has no"):
+        add_unary_elements(db, "alcocrni", ["PD"])

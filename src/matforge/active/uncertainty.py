@@ -111,6 +111,30 @@ class LinearCommitteeUncertainty:
         return _committee_statistics(energies, forces)
 
 
+class StressCommitteeUncertainty(LinearCommitteeUncertainty):
+    """Committee disagreement on the stress of periodic cells, for linear members (M, K):
+    per configuration the largest standard deviation over the six components, in GPa.
+    Elastic constants and relaxed volumes rest on stresses, which an extrapolation grade
+    of the atoms' rows does not measure: a cell can be inside the training set's span and
+    still have a poorly determined stress."""
+
+    name = "stress_committee"
+
+    def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate:
+        from ase.units import GPa
+
+        rows = self.cache.rows(structures, forces=False, stress=True)
+        values = []
+        for r in rows:
+            if r.stress is None:
+                raise ValueError("the stress committee needs periodic cells")
+            stresses = r.stress @ self.coefficients.T  # (6, M); the reference cancels
+            values.append(float(spread(stresses.T, ddof=0)[1].max() / GPa))
+        per_structure = np.array(values)
+        per_atom = [np.full(r.n_atoms, v) for r, v in zip(rows, values, strict=True)]
+        return UncertaintyEstimate(self.name, per_atom, per_structure)
+
+
 class _Grade:
     name = "grade"
 

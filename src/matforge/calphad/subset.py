@@ -154,3 +154,117 @@ def write_database(
     if header:
         text = "".join(f"$ {line}".rstrip() + "\n" for line in header.splitlines()) + "\n" + text
     return atomic_write_text(path, text, overwrite=overwrite)
+
+
+def copy_database(db: Database) -> Database:
+    """A deep copy (pycalphad's `__deepcopy__` shares phases, symbols and species with the
+    original, and a loaded database is cached: editing a shallow copy would edit that)."""
+    from pycalphad import Database
+
+    duplicate = Database()
+    for key, value in db.__dict__.items():
+        if key != "_parameters":
+            setattr(duplicate, key, copy.deepcopy(value))
+    duplicate._parameters.insert_multiple(copy.deepcopy(db._parameters.all()))
+    return duplicate
+
+
+def add_unary_elements(
+    db: Database,
+    unary: str | Path | Database,
+    elements: Sequence[str],
+    phases: Sequence[str] = ("FCC_A1", "LIQUID"),
+) -> Database:
+    """A copy of `db` with `elements` added to `phases` from a unary (pure-element)
+    database: their lattice stabilities (G(phase, EL:VA;0) and any other pure-element
+    parameter) go in, with no interaction parameter, so every pair that involves them
+    mixes ideally in those phases. For elements a multicomponent assessment lacks; report
+    what is missing with `interaction_coverage`."""
+    from pycalphad.variables import Species
+
+    source = unary if not isinstance(unary, (str, Path)) else load_database(unary)
+    added = {str(e).upper() for e in elements}
+    unknown = sorted(added - set(database_elements(source)))
+    if unknown:
+        raise DataError(f"the unary database has no {unknown}")
+    missing_phases = [p for p in phases if p not in db.phases or p not in source.phases]
+    if missing_phases:
+        raise DataError(f"phase(s) {missing_phases} are not in both databases")
+    merged = copy_database(db)
+    allowed = frozenset(added | _ALWAYS)
+    merged.elements |= added
+    merged.species |= {Species(e) for e in added}
+    for element in added:
+        if element in source.refstates:
+            merged.refstates[element] = copy.deepcopy(source.refstates[element])
+    parameters = []
+    for name in phases:
+        # ordered partners (L1_2, L1_0 of FCC_A1) share the disordered phase's constituents
+        partners = [
+            other
+            for other, phase in merged.phases.items()
+            if other != name and phase.model_hints.get("disordered_phase") == name
+        ]
+        for target in (name, *partners):
+            sublattices = [
+                frozenset(s.name for s in sub) for sub in merged.phases[target].constituents
+            ]
+            merged.phases[target].constituents = ()
+            merged.add_phase_constituents(
+                target, [sub if sub <= _ALWAYS else sub | added for sub in sublattices]
+            )
+        parameters += [
+            copy.deepcopy(p)
+            for p in source._parameters.all()
+            if p["phase_name"] == name
+            and any(s.name in added for sub in p["constituent_array"] for s in sub)
+            and all(_species_within(s, allowed) for sub in p["constituent_array"] for s in sub)
+        ]
+    merged._parameters.insert_multiple(parameters)
+    used = _referenced_symbols([p["parameter"] for p in parameters], source.symbols)
+    clashes = sorted(
+        n for n in used if n in merged.symbols and merged.symbols[n] != source.symbols[n]
+    )
+    if clashes:
+        raise DataError(f"functions {clashes} differ between the two databases")
+    merged.symbols.update({n: source.symbols[n] for n in used})
+    return merged
+
+
+def interaction_coverage(db: Database, phase: str, elements: Sequence[str]) -> dict[str, int]:
+    """Per pair of `elements` ("AL-CU"), how many interaction parameters of `phase`
+    (binary or higher, any order) involve both; 0 means the pair mixes ideally there."""
+    names = sorted(str(e).upper() for e in elements)
+    counts = {f"{a}-{b}": 0 for i, a in enumerate(names) for b in names[i + 1 :]}
+    for p in db._parameters.all():
+        if p["phase_name"] != phase:
+            continue
+        for sub in p["constituent_array"]:
+            present = sorted({s.name for s in sub} & set(names))
+            for i, a in enumerate(present):
+                for b in present[i + 1 :]:
+                    counts[f"{a}-{b}"] += 1
+    return counts
+
+
+def drop_phases(db: Database, phases: Sequence[str]) -> Database:
+    """A copy of `db` without `phases` (and their parameters), e.g. a phase pycalphad cannot
+    build for the system at hand."""
+    unknown = sorted(set(phases) - set(db.phases))
+    if unknown:
+        raise DataError(f"phase(s) {unknown} are not in the database")
+    kept = copy_database(db)
+    for name in phases:
+        del kept.phases[name]
+    remaining = [p for p in kept._parameters.all() if p["phase_name"] not in phases]
+    kept._parameters.truncate()
+    kept._parameters.insert_multiple(remaining)
+    for phase in kept.phases.values():
+        hints = phase.model_hints
+        partners = [hints.get("ordered_phase"), hints.get("disordered_phase")]
+        if any(p is not None and p not in kept.phases for p in partners):
+            # an order-disorder pair is written as both hints or neither
+            phase.model_hints = {
+                k: v for k, v in hints.items() if k not in ("ordered_phase", "disordered_phase")
+            }
+    return kept

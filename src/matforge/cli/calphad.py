@@ -26,11 +26,28 @@ def subset_command(
     database: Annotated[str, typer.Argument(help="TDB file, or a bundled TDB data set name.")],
     elements: Annotated[str, typer.Option(help="Comma-separated elements, e.g. CO,CR,FE.")],
     out: Annotated[Path, typer.Option(help="TDB file to write (never overwritten).")],
+    keep_phases: Annotated[
+        str | None, typer.Option(help="Comma-separated phases to keep (default: all).")
+    ] = None,
+    unary: Annotated[
+        str | None,
+        typer.Option(help="Unary TDB giving lattice stabilities of --unary-elements."),
+    ] = None,
+    unary_elements: Annotated[
+        str | None,
+        typer.Option(help="Elements the database lacks, added ideally to FCC_A1 and LIQUID."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Write the part of a TDB database that a system of ELEMENTS needs, for fast loading."""
     from matforge.calphad.database import resolve_database_path
-    from matforge.calphad.subset import leading_comments, subset_database, write_database
+    from matforge.calphad.subset import (
+        add_unary_elements,
+        drop_phases,
+        leading_comments,
+        subset_database,
+        write_database,
+    )
 
     names = [e.strip().upper() for e in elements.split(",") if e.strip()]
     subset = subset_database(database, names)
@@ -39,6 +56,22 @@ def subset_command(
         f"Subset of {source.name} for {'-'.join(names)}, written by 'matforge calphad "
         f"subset'.\nThe header of {source.name} follows.\n\n{leading_comments(source)}"
     )
+    if keep_phases:
+        kept = {p.strip().upper() for p in keep_phases.split(",") if p.strip()}
+        subset = drop_phases(subset, sorted(set(subset.phases) - kept))
+        header = f"Phases kept: {', '.join(sorted(kept))}.\n" + header
+    if unary_elements:
+        if not unary:
+            from matforge.core.errors import ConfigError
+
+            raise ConfigError("--unary-elements needs --unary (a unary TDB file)")
+        extra = [e.strip().upper() for e in unary_elements.split(",") if e.strip()]
+        subset = add_unary_elements(subset, unary, extra)
+        header = (
+            f"{', '.join(extra)} added from {Path(unary).name} (lattice stabilities in FCC_A1 "
+            "and LIQUID only, no interaction parameters: every pair with them mixes "
+            f"ideally).\n" + header
+        )
     write_database(subset, out, header=header)
     summary = {
         "database": str(database),

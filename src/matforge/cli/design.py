@@ -73,5 +73,16 @@ def design(
             f"[yellow]{metrics['calphad_unconverged']} of {metrics['calphad_equilibria']} "
             "CALPHAD equilibria did not converge (counted infeasible)[/]"
         )
+    loop = metrics.get("closed_loop")
+    if loop:
+        console.print(
+            f"closed loop: {loop['oracle_labels']} oracle labels for {loop['compositions']} "
+            f"compositions ({loop['oracle_failed']} failed), potential in {loop['database']}"
+        )
+        if loop["untrusted"]:
+            console.print(
+                f"[yellow]{len(loop['untrusted'])} answers still above the uncertainty "
+                "threshold after max_rounds refits (alloys.csv: trusted False)[/]"
+            )
     console.print(result.history.stop_reason)
     console.print(f"wrote {run.path} in {metrics['seconds']:.0f} s")

@@ -26,6 +26,7 @@ caller can see how converged the average is. `calls` counts energy/force evaluat
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,19 @@ from ase import Atoms, units
 
 from matforge.core.errors import ConfigError
 
-__all__ = ["AlloyProperties", "SupercellSpec", "alloy_properties", "random_fcc_supercell"]
+__all__ = [
+    "AlloyProperties",
+    "RelaxationError",
+    "SupercellSpec",
+    "alloy_properties",
+    "random_fcc_supercell",
+    "vegard_lattice_constant",
+]
 
 CalculatorFactory = Callable[[], Any]
+#: Called with (step, relaxed configuration) after every relaxation, step one of "cell",
+#: "strain", "swap": the configurations a property depends on, e.g. for an uncertainty check.
+Observer = Callable[[str, Atoms], None]
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,14 @@ class AlloyProperties:
         return float((3 * bulk - 2 * mu) / (2 * (3 * bulk + mu)))
 
 
+class RelaxationError(RuntimeError):
+    """A relaxation that did not converge; `atoms` is where it stopped."""
+
+    def __init__(self, message: str, atoms: Atoms) -> None:
+        super().__init__(message)
+        self.atoms = atoms
+
+
 class _Counter:
     """Wraps a calculator factory; counts the energy/force evaluations of its products."""
 
@@ -111,6 +130,20 @@ def _normalized(composition: Mapping[str, float]) -> dict[str, float]:
     if total <= 0:
         raise ConfigError("composition fractions sum to zero")
     return {e: v / total for e, v in composition.items() if v > 0}
+
+
+def vegard_lattice_constant(composition: Mapping[str, float], default: float = 3.6) -> float:
+    """The FCC lattice constant by Vegard's law from the elements' own (ASE's reference
+    states; `default` for an element that is not FCC there): a starting point that keeps
+    relaxations short."""
+    from ase.data import atomic_numbers, reference_states
+
+    fractions = _normalized(composition)
+    total = 0.0
+    for element, fraction in fractions.items():
+        state = reference_states[atomic_numbers[element]] or {}
+        total += fraction * (state.get("a", default) if state.get("symmetry") == "fcc" else default)
+    return total
 
 
 def random_fcc_supercell(
@@ -150,17 +183,27 @@ def _relax(atoms: Atoms, spec: SupercellSpec, *, cell: bool) -> Atoms:
     optimizer = BFGS(target, logfile=None)
     # BFGS's and the cell filter's matrices are ~100 x 100: BLAS threads only contend
     # (measured: a 105 x 105 eigh at 78 ms with threads on a busy 2-core machine)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        # scipy's logm in the cell filter warns at a 1e-13 error estimate, every step
+        warnings.filterwarnings("ignore", "logm result may be inaccurate", RuntimeWarning)
         converged = optimizer.run(fmax=spec.fmax, steps=spec.max_steps)
     if not converged:
-        raise RuntimeError(
+        raise RelaxationError(
             f"relaxation of a {len(atoms)}-atom cell did not converge to fmax {spec.fmax} "
-            f"eV/A in {spec.max_steps} steps"
+            f"eV/A in {spec.max_steps} steps",
+            atoms.copy(),
         )
     return atoms
 
 
-def _elastic(atoms: Atoms, counter: _Counter, spec: SupercellSpec) -> tuple[float, float, float]:
+def _observed(observe: Observer | None, step: str, atoms: Atoms) -> None:
+    if observe is not None:
+        observe(step, atoms.copy())
+
+
+def _elastic(
+    atoms: Atoms, counter: _Counter, spec: SupercellSpec, observe: Observer | None = None
+) -> tuple[float, float, float]:
     """Cubic C11, C12, C44 (GPa) by central differences of the stress, positions relaxed."""
     base = atoms.cell.array.copy()
     columns = []
@@ -178,6 +221,7 @@ def _elastic(atoms: Atoms, counter: _Counter, spec: SupercellSpec) -> tuple[floa
             strained.set_cell(base @ (np.eye(3) + strain), scale_atoms=True)
             counter.attach(strained)
             _relax(strained, spec, cell=False)
+            _observed(observe, "strain", strained)
             stresses.append(np.asarray(strained.get_stress(voigt=True)))
         columns.append((stresses[0] - stresses[1]) / (2 * spec.strain))
     matrix = np.array(columns).T / units.GPa  # C[i, j] = d sigma_i / d e_j
@@ -188,7 +232,12 @@ def _elastic(atoms: Atoms, counter: _Counter, spec: SupercellSpec) -> tuple[floa
 
 
 def _misfits(
-    atoms: Atoms, fractions: dict[str, float], counter: _Counter, spec: SupercellSpec, seed: int
+    atoms: Atoms,
+    fractions: dict[str, float],
+    counter: _Counter,
+    spec: SupercellSpec,
+    seed: int,
+    observe: Observer | None = None,
 ) -> dict[str, float]:
     elements = list(fractions)
     volume = atoms.get_volume()
@@ -206,6 +255,7 @@ def _misfits(
             swapped.symbols[site] = element
             counter.attach(swapped)
             _relax(swapped, spec, cell=True)
+            _observed(observe, "swap", swapped)
             changes.append(swapped.get_volume() - volume)
         shift[element] = float(np.mean(changes))  # = dv/dc_n - dv/dc_ref
     return {n: sum(fractions[m] * (shift[n] - shift[m]) for m in elements) for n in elements}
@@ -216,15 +266,20 @@ def alloy_properties(
     calculator: CalculatorFactory,
     spec: SupercellSpec | None = None,
     *,
-    lattice_guess: float = 3.6,
+    lattice_guess: float | None = None,
     elastic: bool = True,
     misfit: bool = True,
+    observe: Observer | None = None,
 ) -> AlloyProperties:
     """Properties of the random FCC solid solution `composition` (see module docstring).
     `calculator()` makes a fresh ASE calculator (EMT, a trained potential, ...);
-    `elastic` / `misfit` False skip those steps (their values are NaN)."""
+    `elastic` / `misfit` False skip those steps (their values are NaN); `observe` sees
+    every relaxed configuration. Relaxations start from `lattice_guess` (default: Vegard's
+    law over the elements' FCC lattice constants)."""
     spec = spec or SupercellSpec()
     fractions = _normalized(composition)
+    if lattice_guess is None:
+        lattice_guess = vegard_lattice_constant(fractions)
     counter = _Counter(calculator)
     records: list[dict[str, float]] = []
     atom_count = 0
@@ -234,11 +289,12 @@ def alloy_properties(
         atom_count = len(atoms)
         counter.attach(atoms)
         _relax(atoms, spec, cell=True)
+        _observed(observe, "cell", atoms)
         v = atoms.get_volume() / len(atoms)
-        c11, c12, c44 = _elastic(atoms, counter, spec) if elastic else (np.nan,) * 3
+        c11, c12, c44 = _elastic(atoms, counter, spec, observe) if elastic else (np.nan,) * 3
         record = {"volume_per_atom": v, "c11": c11, "c12": c12, "c44": c44}
         if len(fractions) > 1 and misfit:
-            misfits = _misfits(atoms, fractions, counter, spec, seed)
+            misfits = _misfits(atoms, fractions, counter, spec, seed, observe)
             record.update({f"misfit:{e}": value for e, value in misfits.items()})
         records.append(record)
     mean = {k: float(np.mean([r[k] for r in records])) for k in records[0]}

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from matforge.core.config import JobConfig, StrictModel
 from matforge.core.errors import ConfigError
+from matforge.design.closed_loop import AtomisticOracle, AtomisticSettings
 from matforge.design.feasibility import CalphadFeasibility
 from matforge.design.loop import DesignHistory, LoopSettings, run_loop
 from matforge.design.oracles import CallableOracle, SyntheticHEAOracle, TableOracle
@@ -31,7 +32,7 @@ Bounds = tuple[float, float]
 
 
 class OracleConfig(StrictModel):
-    kind: Literal["synthetic-hea", "table", "callable"] = "synthetic-hea"
+    kind: Literal["synthetic-hea", "table", "callable", "atomistic"] = "synthetic-hea"
     temperature: float = Field(300.0, gt=0, description="strength test temperature, K")
     strain_rate: float = Field(1e-3, gt=0, description="1/s")
     table: Path | None = Field(
@@ -40,6 +41,9 @@ class OracleConfig(StrictModel):
     objective_column: str = "objective"
     feasible_column: str | None = None
     function: str | None = Field(None, description="'module:function' for kind callable")
+    atomistic: AtomisticSettings | None = Field(
+        None, description="kind atomistic: the learned potential, supercells and labeller"
+    )
 
 
 class FeasibilityConfig(StrictModel):
@@ -95,6 +99,8 @@ class DesignJobConfig(JobConfig):
             raise ValueError(f"strategy {self.strategy!r} needs a 'feasibility' section")
         if self.oracle.kind == "table" and self.oracle.table is None:
             raise ValueError("oracle.kind 'table' needs oracle.table (a CSV file)")
+        if self.oracle.kind == "atomistic" and self.oracle.atomistic is None:
+            raise ValueError("oracle.kind 'atomistic' needs an oracle.atomistic section")
         if self.oracle.kind == "callable" and not self.oracle.function:
             raise ValueError("oracle.kind 'callable' needs oracle.function ('module:function')")
         return self
@@ -162,6 +168,8 @@ def load_table_oracle(
 
 def build_oracle(config: DesignJobConfig, feasibility: CalphadFeasibility | None):  # type: ignore[no-untyped-def]
     o = config.oracle
+    if o.kind == "atomistic":
+        return o.atomistic  # assembled in run_design_job, where its executor lives
     if o.kind == "synthetic-hea":
         if feasibility is None:
             raise ConfigError("the synthetic-hea oracle needs a 'feasibility' section")
@@ -191,6 +199,7 @@ class DesignJobResult:
     history: DesignHistory
     calibration: Calibration | None
     feasibility: CalphadFeasibility | None
+    oracle: object | None = None  # the oracle the loop asked (AtomisticOracle: its answers)
 
     def best_feasible(self, top: int | None = None, *, separation: float = 0.005) -> list[dict]:
         """The best feasible evaluations, each differing from every better one listed by more
@@ -220,9 +229,12 @@ def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> De
     loop_feasibility = feasibility
     if feasibility is None and config.strategy != "ei":
         raise ConfigError(f"strategy {config.strategy!r} needs a 'feasibility' section")
-    history = run_loop(
-        space, oracle, factory, loop_feasibility, config.settings(), show_progress=show_progress
-    )
+    if isinstance(oracle, AtomisticSettings):
+        history, oracle = _run_atomistic(config, space, oracle, factory, feasibility, show_progress)
+    else:
+        history = run_loop(
+            space, oracle, factory, loop_feasibility, config.settings(), show_progress=show_progress
+        )
     calibration = None
     if len(history.x) >= 2 * config.calibration_folds:
         calibration = cross_validate(
@@ -232,4 +244,34 @@ def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> De
             folds=config.calibration_folds,
             seed=config.seed,
         )
-    return DesignJobResult(config, history, calibration, feasibility)
+    return DesignJobResult(config, history, calibration, feasibility, oracle)
+
+
+def _run_atomistic(  # type: ignore[no-untyped-def]
+    config: DesignJobConfig, space, settings: AtomisticSettings, factory, feasibility, progress
+) -> tuple[DesignHistory, AtomisticOracle]:
+    """The closed loop: the design loop asks an `AtomisticOracle` whose potential learns
+    (labels through the executor, kept in the database, resumable)."""
+    from matforge.design.closed_loop import (
+        composition_grid,
+        database_path,
+        label_oracle,
+        learned_properties,
+    )
+
+    o = config.oracle
+    database = database_path(settings, config.name, config.runs_dir)
+    with settings.executor.runner(label_oracle(settings)) as runner:
+        oracle = AtomisticOracle(
+            tuple(config.elements),
+            learned_properties(settings, database, runner, config.seed),
+            VarvenneCurtin((), temperature=o.temperature, strain_rate=o.strain_rate),
+            feasibility,
+            candidates=(
+                composition_grid(space, settings.grid_step) if settings.grid_step else None
+            ),
+        )
+        history = run_loop(
+            space, oracle, factory, feasibility, config.settings(), show_progress=progress
+        )
+    return history, oracle

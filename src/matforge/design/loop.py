@@ -9,7 +9,7 @@ that grows every iteration by `local_candidates` Gaussian perturbations (scale
 `local_scale`, projected back onto the bounded simplex) of the best feasible observation
 and of the current top-scored candidates (for `random`: random predicted-feasible ones).
 Every candidate lies on the simplex within bounds by construction. A pool-based oracle
-(`TableOracle`) replaces the set by its rows.
+(`TableOracle`, or an oracle on a composition grid) replaces the set by its rows.
 
 Refinement (`refine_iterations` > 0): each proposal is then polished by a local,
 gradient-based maximization of the smooth version of its acquisition with BoTorch's
@@ -45,7 +45,7 @@ from matforge.design.acquisition import (
     refine_proposal,
 )
 from matforge.design.feasibility import FeasibilityModel
-from matforge.design.oracles import Oracle, TableOracle
+from matforge.design.oracles import Oracle
 from matforge.design.space import DesignSpace
 from matforge.design.surrogates import Surrogate
 
@@ -229,7 +229,8 @@ def run_loop(
     """Initial design of `settings.initial` random points, then `budget` evaluations."""
     generator = torch.Generator().manual_seed(settings.seed)
     history = DesignHistory(space.elements)
-    pool_based = isinstance(oracle, TableOracle)
+    # an oracle that can only answer for listed compositions (a table, a grid) has them
+    pool_based = getattr(oracle, "candidates", None) is not None
     if pool_based:
         pool = oracle.candidates.clone()
         if len(pool) < settings.initial + settings.budget:

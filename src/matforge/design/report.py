@@ -93,6 +93,98 @@ def _feasibility_map(ax, result: DesignJobResult, resolution: int) -> bool:  # t
     return True
 
 
+def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:  # type: ignore[no-untyped-def]
+    """alloys.csv (every composition's learned properties and strength), learning_curve.csv
+    (each refit's labels and uncertainty), oracle_calls.csv (each label, when and why),
+    final_alloy.json (the best feasible alloy's properties with their uncertainties) and
+    closed_loop.png; `metrics` gains the oracle's tally."""
+    import pandas as pd
+
+    oracle = result.oracle
+    learned = oracle.properties
+    rows = []
+    for composition, answer, strength in oracle.answers:
+        p = answer.properties
+        rows.append(
+            {
+                **{f"x_{e}": composition.get(e, 0.0) for e in oracle.elements},
+                "lattice_constant_A": p.lattice_constant,
+                "c11_GPa": p.c11,
+                "c12_GPa": p.c12,
+                "c44_GPa": p.c44,
+                **{f"misfit_{e}_A3": v for e, v in p.misfit_volumes.items()},
+                "sigma_y_MPa": strength["sigma_y"],
+                "trusted": answer.trusted,
+                "max_score": answer.max_score,
+                "refits": answer.rounds,
+                "labels_added": answer.labels,
+                "source": answer.source,
+                "seconds": answer.seconds,
+            }
+        )
+    run.write_table("alloys.csv", pd.DataFrame(rows))
+    curve = pd.DataFrame(learned.curve)
+    run.write_table("learning_curve.csv", curve)
+    calls = pd.DataFrame(learned.oracle_calls())
+    if len(calls) and calls["started"].notna().any():
+        calls["elapsed_s"] = calls["started"] - calls["started"].min()
+    run.write_table("oracle_calls.csv", calls)
+    summary = learned.summary()
+    metrics["closed_loop"] = {
+        "oracle_labels": summary["labels"],
+        "oracle_failed": summary["failed"],
+        "direct_oracle_property_calls": summary["direct_calls"],
+        "compositions": summary["compositions"],
+        "untrusted": summary["untrusted"],
+        "database": str(learned.store.url),
+    }
+    if best is not None:
+        key_values = {e: best[f"x_{e}"] for e in oracle.elements if best[f"x_{e}"] > 0}
+        from matforge.design.learned_properties import composition_key
+
+        key = composition_key(key_values)
+        answer = learned.answers.get(key)
+        if answer is not None:
+            p = answer.properties
+            last = [c for c in learned.curve if c["composition"] == key]
+            stress_sd = last[-1]["max_stress_sd_gpa"] if last else float("nan")
+            strain = learned.spec.strain
+            final = {
+                "composition": key_values,
+                "sigma_y_MPa": best["objective"],
+                "lattice_constant_A": p.lattice_constant,
+                "elastic_GPa": {"c11": p.c11, "c12": p.c12, "c44": p.c44},
+                "misfit_volumes_A3": p.misfit_volumes,
+                "spread_over_realizations": p.spread,
+                # a stress sd s on each of the +-e strained cells gives sd(C) ~ sqrt(2) s / 2e
+                "elastic_sd_from_committee_GPa": 2**0.5 * stress_sd / (2 * strain),
+                "max_committee_stress_sd_GPa": stress_sd,
+                "trusted": answer.trusted,
+                "max_score": answer.max_score,
+                "source": answer.source,
+            }
+            run.write_json("final_alloy.json", final)
+            metrics["final_alloy"] = final
+    if len(curve):
+        plt = pyplot()
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        left.plot(curve["step"], curve["labels"], marker=".", label="labels")
+        left.set_xlabel("refit")
+        left.set_ylabel("oracle labels in the training set")
+        twin = left.twinx()
+        twin.semilogy(curve["step"], curve["max_score"], c="C1", marker=".", lw=0.8)
+        twin.axhline(1.0, c="C1", ls="--", lw=0.8)
+        twin.set_ylabel("largest uncertainty score (label above 1)", color="C1")
+        if "elapsed_s" in calls:
+            done = calls.dropna(subset=["elapsed_s"]).sort_values("elapsed_s")
+            right.step(done["elapsed_s"], range(1, len(done) + 1), where="post")
+        right.set_xlabel("time since the first oracle call (s)")
+        right.set_ylabel("oracle calls")
+        figure.tight_layout()
+        run.save_figure("closed_loop.png", figure)
+        plt.close(figure)
+
+
 def write_design_run(
     result: DesignJobResult, *, map_resolution: int = 15
 ) -> tuple[RunDirectory, dict]:
@@ -133,6 +225,8 @@ def write_design_run(
             }
         )
         run.write_table("predictions.csv", predictions)
+    if hasattr(result.oracle, "properties"):
+        _closed_loop_outputs(run, result, metrics, best[0] if best else None)
     run.write_metrics(metrics)
 
     figure, ax = plt.subplots(figsize=(6, 4))

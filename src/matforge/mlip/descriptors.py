@@ -71,17 +71,36 @@ def to_voigt(tensor: np.ndarray) -> np.ndarray:
 
 
 def design_matrix(
-    descriptor: Descriptor, batch: AtomsBatch, *, forces: bool = True, stress: bool = True
+    descriptor: Descriptor,
+    batch: AtomsBatch,
+    *,
+    forces: bool = True,
+    stress: bool = True,
+    method: str = "auto",
 ) -> DesignMatrix:
-    """Energy, force and stress rows of a batch (one batched backward pass for all columns).
+    """Energy, force and stress rows of a batch. `method` "columns": one batched backward
+    pass over every (element, feature) column; "pairs": over the features only, through
+    the pair Jacobian; "auto": pairs with several elements, the product rule for a
+    quadratic SNAP, columns otherwise (the paths agree to rounding; tests check it).
 
     A quadratic SNAP takes the product rule instead: the backward passes run over its
     linear components only, and the quadratic columns B_a B_b follow from them per pair
     (1,596 columns at 2J = 8 would otherwise need 1,595 passes)."""
+    if method not in ("auto", "columns", "pairs"):
+        raise ValueError(f"method must be 'auto', 'columns' or 'pairs', got {method!r}")
     linear = getattr(descriptor, "linear_part", None)
-    if linear is not None and (forces or stress):
+    if method == "auto" and linear is not None and (forces or stress):
         return _quadratic_design_matrix(descriptor, linear, batch, forces=forces, stress=stress)
     n_el = len(batch.elements)
+    pairs = method == "pairs" or (method == "auto" and n_el > 1)
+    if pairs and (forces or stress):
+        # One backward pass per feature, not per (element, feature) column: the pair
+        # Jacobian is scattered into the centre's element block (n_el times less work and
+        # memory; 2J = 8 with four elements ran out of 24 GB the other way).
+        features, jacobian, vectors = pair_jacobian(descriptor, batch)
+        return rows_from_pair_jacobian(
+            batch, features, jacobian, vectors, forces=forces, stress=stress
+        )
     positions = batch.positions.clone().requires_grad_(forces)
     strain = torch.zeros(batch.n_structures, 3, 3, dtype=torch.float64, requires_grad=stress)
     vectors, _ = batch.strained(positions, strain)

@@ -1,0 +1,199 @@
+"""The closed loop against brute force: is the designed alloy the best one, and at what cost?
+
+    python benchmarks/closed_loop.py [--config examples/design_closed_loop.yaml]
+
+Brute force: every composition of the config's grid (`oracle.atomistic.grid_step` within
+the bounds) gets its properties from EMT directly (`design.atomistic.alloy_properties`, the
+same supercells as the loop: same spec and seed), its Varvenne-Curtin strength, and its
+CALPHAD feasibility (the same model). The loop: `matforge design` on the config, with a
+fresh database. Reported:
+
+- gap_to_bruteforce_pct: (best brute-force strength - EMT strength of the loop's designed
+  alloy) / best brute-force strength, both feasible per CALPHAD;
+- oracle_calls_loop (EMT labels + any direct EMT property runs) vs oracle_calls_bruteforce
+  (every EMT energy/force evaluation of the relaxations);
+- property errors of the learned potential against EMT on the same supercells over every
+  composition the loop visited: lattice constant, C11, C12, C44 (relative), misfit volumes
+  (relative to the alloy's rms misfit sqrt(sum_n c_n dV_n^2), since single misfits cross 0);
+  property_error_pct is the largest of the per-quantity maxima.
+Ends with one line `BENCHMARK {...}`; the JSON goes to benchmarks/results/closed_loop.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def main() -> None:
+    import torch
+    from ase.calculators.emt import EMT
+
+    from matforge.design.atomistic import AlloyProperties, alloy_properties
+    from matforge.design.closed_loop import composition_grid, supercell_spec
+    from matforge.design.job import DesignJobConfig, _feasibility, run_design_job
+    from matforge.design.learned_properties import composition_key
+    from matforge.design.strength import VarvenneCurtin, strength_from_properties
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="examples/design_closed_loop.yaml")
+    args = parser.parse_args()
+    config = DesignJobConfig(**yaml.safe_load(Path(args.config).read_text()))
+    settings = config.oracle.atomistic
+    model = VarvenneCurtin(
+        (), temperature=config.oracle.temperature, strain_rate=config.oracle.strain_rate
+    )
+    grid = composition_grid(config.space(), settings.grid_step)
+    spec = supercell_spec(settings, config.seed)
+
+    # -- brute force ---------------------------------------------------------------------
+    started = time.perf_counter()
+    feasibility = _feasibility(config)
+    feasible = feasibility.is_feasible(grid).numpy()  # unconverged conditions: infeasible
+    calphad_s = time.perf_counter() - started
+    truth: dict[str, dict] = {}
+    calls_bruteforce = 0
+    # EMT's answers depend only on these settings: kept between runs of the benchmark
+    identity = json.dumps(
+        [
+            config.elements,
+            grid.tolist(),
+            settings.supercell.model_dump(),
+            config.seed,
+            settings.calculator,
+            settings.parameters,
+        ],
+        sort_keys=True,
+    )
+    cache = Path("benchmarks/results/closed_loop_bruteforce.json")
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    if cached.get("identity") != identity:
+        cached = {"identity": identity, "rows": {}, "seconds": 0.0}
+    started = time.perf_counter()
+    for row, ok in zip(grid, feasible, strict=True):
+        composition = {
+            e: float(v) for e, v in zip(config.elements, row.tolist(), strict=True) if v > 0
+        }
+        key = composition_key(composition)
+        if key not in cached["rows"]:
+            begun = time.perf_counter()
+            computed = alloy_properties(composition, EMT, spec)
+            cached["rows"][key] = {
+                "properties": asdict(computed),
+                "seconds": time.perf_counter() - begun,
+            }
+        properties = AlloyProperties(**cached["rows"][key]["properties"])
+        calls_bruteforce += properties.calls
+        truth[key] = {
+            "properties": properties,
+            "strength": strength_from_properties(properties, model)["sigma_y"],
+            "feasible": bool(ok),
+        }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(cached))
+    emt_s = sum(r["seconds"] for r in cached["rows"].values())
+    print(
+        f"brute force: EMT {emt_s:.1f} s (cached rows reused: "
+        f"{time.perf_counter() - started < 0.5 * emt_s}), CALPHAD {calphad_s:.1f} s"
+    )
+    bruteforce_s = emt_s + calphad_s
+    best_key = max((k for k in truth if truth[k]["feasible"]), key=lambda k: truth[k]["strength"])
+    best = truth[best_key]["strength"]
+
+    # -- the loop --------------------------------------------------------------------------
+    with tempfile.TemporaryDirectory() as folder:
+        loop_config = config.model_copy(
+            update={
+                "runs_dir": Path(folder),
+                "oracle": config.oracle.model_copy(
+                    update={
+                        "atomistic": settings.model_copy(
+                            update={"database": Path(folder) / "loop.db"}
+                        )
+                    }
+                ),
+            }
+        )
+        started = time.perf_counter()
+        result = run_design_job(loop_config, show_progress=False)
+        loop_s = time.perf_counter() - started
+        oracle = result.oracle
+        summary = oracle.properties.summary()
+        calls_loop = summary["labels"] + summary["failed"] + summary["direct_calls"]
+    designed = result.best_feasible(1)
+    designed_key = composition_key(
+        {e: designed[0][f"x_{e}"] for e in config.elements if designed[0][f"x_{e}"] > 0}
+    )
+    designed_truth = truth[designed_key]
+    gap = 100 * (best - designed_truth["strength"]) / best if designed_truth["feasible"] else 100.0
+
+    errors: dict[str, list[float]] = {k: [] for k in ("a", "c11", "c12", "c44", "misfit")}
+    for composition, answer, _ in oracle.answers:
+        ref = truth[composition_key(composition)]["properties"]
+        got = answer.properties
+        errors["a"].append(abs(got.lattice_constant / ref.lattice_constant - 1))
+        for k in ("c11", "c12", "c44"):
+            errors[k].append(abs(getattr(got, k) / getattr(ref, k) - 1))
+        rms = math.sqrt(sum(c * ref.misfit_volumes[e] ** 2 for e, c in ref.composition.items()))
+        errors["misfit"].append(
+            max(abs(got.misfit_volumes[e] - ref.misfit_volumes[e]) / rms for e in ref.composition)
+        )
+    tolerance = {"a": 0.2, "c11": 5, "c12": 5, "c44": 5, "misfit": 10}
+    print(f"grid: {len(grid)} compositions, {int(feasible.sum())} feasible (CALPHAD)")
+    print(f"{'':34s}{'brute force (EMT)':>20s}{'closed loop':>16s}{'ratio':>10s}")
+    print(
+        f"{'EMT calls':34s}{calls_bruteforce:20d}{calls_loop:16d}"
+        f"{calls_loop / calls_bruteforce:10.3f}"
+    )
+    print(f"{'wall time (s)':34s}{bruteforce_s:20.1f}{loop_s:16.1f}{loop_s / bruteforce_s:10.3f}")
+    print(
+        f"{'best feasible strength (MPa)':34s}{best:20.1f}{designed_truth['strength']:16.1f}"
+        f"{designed_truth['strength'] / best:10.3f}"
+    )
+    print(
+        f"brute-force best {best_key}; designed {designed_key} "
+        f"(EMT feasible {designed_truth['feasible']}); gap {gap:.2f}%"
+    )
+    print(f"\nlearned vs EMT over {len(oracle.answers)} visited compositions (same supercells)")
+    print(f"{'quantity':10s}{'median %':>10s}{'max %':>10s}{'tolerance %':>13s}")
+    for k, values in errors.items():
+        print(f"{k:10s}{100 * np.median(values):10.2f}{100 * max(values):10.2f}{tolerance[k]:13}")
+    untrusted = summary["untrusted"]
+    print(f"untrusted answers (score still > 1 after max_rounds): {len(untrusted)}")
+    figures = {
+        "gap_to_bruteforce_pct": round(gap, 3),
+        "oracle_calls_loop": int(calls_loop),
+        "oracle_calls_bruteforce": int(calls_bruteforce),
+        "property_error_pct": round(100 * max(max(v) for v in errors.values()), 3),
+        "property_error_max_pct": {k: round(100 * max(v), 3) for k, v in errors.items()},
+        "property_error_median_pct": {
+            k: round(100 * float(np.median(v)), 3) for k, v in errors.items()
+        },
+        "wall_s": round(loop_s, 1),
+        "wall_s_bruteforce": round(bruteforce_s, 1),
+        "evaluations": len(result.history.x),
+        "visited": len(oracle.answers),
+        "untrusted": len(untrusted),
+        "grid": len(grid),
+        "calphad_unconverged": feasibility.unconverged,
+        "torch_threads": torch.get_num_threads(),
+    }
+    out = Path("benchmarks/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "closed_loop.json").write_text(json.dumps(figures, indent=2))
+    print("BENCHMARK " + json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

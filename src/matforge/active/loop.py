@@ -201,21 +201,9 @@ class ActiveLearner:
 
     # -- labelling ---------------------------------------------------------------------
     def label_pending(self, runner: OracleRunner) -> list[str]:
-        pending = [
-            a
-            for role in ("train", "test")
-            for a in self.store.structures(role=role, status="pending")
-        ]
-        if not pending:
+        report = self.store.label_pending(runner)
+        if report is None:
             return []
-        jobs = [(a.info["row_id"], a) for a in pending]
-        report = runner.run(
-            jobs,
-            on_result=lambda key, labels, attempt: self.store.record_label(key, labels, attempt),
-            on_failure=lambda key, message, attempt, final: self.store.record_failure(
-                key, message, attempt, final
-            ),
-        )
         log.info(
             "labelled %d configurations in %.1f s (%d failed)",
             len(report.labelled),

@@ -149,6 +149,21 @@ class ActiveStore:
             error=_text(message),
         )
 
+    def label_pending(self, runner: Any, roles: Sequence[str] = ROLES) -> Any:
+        """Label every pending configuration of `roles` with `runner` (an `OracleRunner`),
+        each label or failure written as it arrives; returns the runner's report, or None
+        when nothing was pending."""
+        pending = [a for role in roles for a in self.structures(role=role, status="pending")]
+        if not pending:
+            return None
+        return runner.run(
+            [(a.info["row_id"], a) for a in pending],
+            on_result=lambda key, labels, attempt: self.record_label(key, labels, attempt),
+            on_failure=lambda key, message, attempt, final: self.record_failure(
+                key, message, attempt, final
+            ),
+        )
+
     # -- reading ---------------------------------------------------------------------------
     def _atoms(self, row: Any) -> Atoms:
         atoms = row.toatoms()

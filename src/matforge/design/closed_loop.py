@@ -4,8 +4,9 @@
 grid: the Varvenne-Curtin yield strength (`design.strength.strength_from_properties`) from
 the lattice constant, elastic constants and misfit volumes that `LearnedProperties`
 computes with a potential trained by active learning as the design runs, and feasibility
-(single FCC) from a CALPHAD model. `build_atomistic_oracle` assembles it from the design
-job's `oracle.atomistic` settings; `composition_grid` lists a design space's grid points.
+(single FCC) from a CALPHAD model. `AtomisticSettings` is the design job's
+`oracle.atomistic` section; `learned_properties` and `label_oracle` build its pieces
+(`design.job` assembles them); `composition_grid` lists a design space's grid points.
 """
 
 from __future__ import annotations

@@ -164,17 +164,16 @@ class CalphadFeasibility:
             # slice of MF Steel: 27 of 234 failed in one batch, those tried alone converged),
             # and an answer must not depend on which other compositions were asked with it.
             # Retried together first (cheap), then one by one.
-            for group in (torch.nonzero(failed).flatten(), None):
-                indices = torch.nonzero(failed).flatten() if group is None else group
-                batches = [indices] if group is not None else [i[None] for i in indices]
-                for batch in batches:
-                    if len(batch) == 0:
-                        continue
-                    retry = equilibrium(self.models, temps[batch], bulk[batch])
-                    solved = sensitivities(self.models, retry).amounts[:, self._column]
-                    ok = retry.converged
-                    amounts[batch[ok]] = solved[ok]
-                    failed[batch[ok]] = False
+            indices = torch.nonzero(failed).flatten()
+            for batch in [indices, *indices[:, None]]:
+                batch = batch[failed[batch]]  # only those still failing
+                if len(batch) == 0:
+                    continue
+                retry = equilibrium(self.models, temps[batch], bulk[batch])
+                solved = sensitivities(self.models, retry).amounts[:, self._column]
+                ok = retry.converged
+                amounts[batch[ok]] = solved[ok]
+                failed[batch[ok]] = False
         self.seconds += time.perf_counter() - start
         self._tally(failed, "feasibility")
         amounts[failed] = float("nan")

@@ -169,7 +169,9 @@ def load_table_oracle(
 def build_oracle(config: DesignJobConfig, feasibility: CalphadFeasibility | None):  # type: ignore[no-untyped-def]
     o = config.oracle
     if o.kind == "atomistic":
-        return o.atomistic  # assembled in run_design_job, where its executor lives
+        raise ConfigError(
+            "oracle.kind 'atomistic' holds an executor for the whole run: use run_design_job"
+        )
     if o.kind == "synthetic-hea":
         if feasibility is None:
             raise ConfigError("the synthetic-hea oracle needs a 'feasibility' section")
@@ -220,7 +222,6 @@ class DesignJobResult:
 def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> DesignJobResult:
     space = config.space()
     feasibility = _feasibility(config)
-    oracle = build_oracle(config, feasibility)
     surrogate = config.surrogate
 
     def factory():  # type: ignore[no-untyped-def]
@@ -229,9 +230,13 @@ def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> De
     loop_feasibility = feasibility
     if feasibility is None and config.strategy != "ei":
         raise ConfigError(f"strategy {config.strategy!r} needs a 'feasibility' section")
-    if isinstance(oracle, AtomisticSettings):
-        history, oracle = _run_atomistic(config, space, oracle, factory, feasibility, show_progress)
+    if config.oracle.kind == "atomistic":  # the validator made sure its section is there
+        settings = config.oracle.atomistic
+        history, oracle = _run_atomistic(
+            config, space, settings, factory, feasibility, show_progress
+        )
     else:
+        oracle = build_oracle(config, feasibility)
         history = run_loop(
             space, oracle, factory, loop_feasibility, config.settings(), show_progress=show_progress
         )

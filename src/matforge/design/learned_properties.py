@@ -9,12 +9,15 @@ pieces:
    `active.model.LinearTrainer`);
 2. `alloy_properties` runs with it, and every relaxed configuration the answer depends on
    (relaxed cell, strained cells, swapped cells) is collected;
-3. their extrapolation grade (`active.uncertainty.MaxVolGrade`, Podryabinkin & Shapeev)
-   against the training set is measured; where some exceed `threshold`, a D-optimal batch
-   of them (`active.selection.select_batch`, greedy) goes to the oracle through an
+3. each is scored by max(grade / `threshold`, stress sd / `stress_tolerance`): its
+   extrapolation grade (`active.uncertainty.MaxVolGrade`, Podryabinkin & Shapeev) against
+   the training set and the stress spread of a bootstrap committee of the linear fit
+   (`active.uncertainty.StressCommitteeUncertainty`, GPa); the `batch_size` highest scores
+   above 1 (and the last state of a relaxation that failed) go to the oracle through an
    `OracleRunner` (serial, or a Dask cluster), the labels land in the store, and 1-3 run
-   again. The answer stands once every configuration is within the threshold; after
-   `max_rounds` refits it is returned flagged `trusted = False`.
+   again. The answer stands once every score is at most 1; after `max_rounds` refits it is
+   returned flagged `trusted = False` (or, when the potential still cannot relax it,
+   computed by the oracle's calculator directly, `source = "oracle"`).
 
 The store is the memory: labels are written as they arrive (a killed run keeps them and a
 restart labels only what was pending), and each finished answer is kept in the store's
@@ -130,17 +133,8 @@ class LearnedProperties:
 
     # -- labels ----------------------------------------------------------------------------
     def _label_pending(self) -> None:
-        pending = self.store.structures(role="train", status="pending")
-        if not pending:
-            return
-        report = self.runner.run(
-            [(a.info["row_id"], a) for a in pending],
-            on_result=lambda key, labels, attempt: self.store.record_label(key, labels, attempt),
-            on_failure=lambda key, message, attempt, final: self.store.record_failure(
-                key, message, attempt, final
-            ),
-        )
-        if report.failed:
+        report = self.store.label_pending(self.runner, roles=["train"])
+        if report is not None and report.failed:
             log.warning("%d oracle calls failed (kept in the store)", len(report.failed))
 
     def _seed(self) -> None:
@@ -237,7 +231,8 @@ class LearnedProperties:
         while True:
             rounds += 1
             properties, visited = self._compute(composition)
-            score, grades, stress_std = self._scores(visited, rounds)
+            training = self.training()
+            score, grades, stress_std = self._scores(visited, training, rounds)
             worst = float(score.max())
             self._record(
                 key,
@@ -246,6 +241,7 @@ class LearnedProperties:
                 float(grades.max()),
                 float(stress_std.max()),
                 len(visited),
+                len(training),
                 failed=properties is None,
             )
             done = properties is not None and worst <= 1.0
@@ -269,9 +265,7 @@ class LearnedProperties:
                 uncertainties=[float(score[i]) for i in picked],
                 keys=[{"composition": key, "step": a.info["step"]} for a in chosen],
             )
-            self.trainer.cache.retain(
-                {a.info["uid"] for a in self.training()} | {a.info["uid"] for a in chosen}
-            )
+            self.trainer.cache.retain({a.info["uid"] for a in [*training, *chosen]})
             self._label_pending()
         source = "potential"
         if properties is None:
@@ -309,11 +303,10 @@ class LearnedProperties:
         return answer
 
     def _scores(
-        self, visited: list[Atoms], round_: int
+        self, visited: list[Atoms], training: list[Atoms], round_: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per configuration: max(grade / threshold, stress sd / stress_tolerance), the
         MaxVol grade and the committee's stress sd (GPa); above 1 asks for a label."""
-        training = self.training()
         grade = MaxVolGrade(self.trainer.cache, training, regularization=self.regularization)
         grades = np.asarray(grade.estimate(visited).per_structure)
         rng = np.random.default_rng([self.seed, 2, len(training), round_])
@@ -332,6 +325,7 @@ class LearnedProperties:
         grade: float,
         stress_std: float,
         configurations: int,
+        labels: int,
         *,
         failed: bool,
     ) -> None:
@@ -340,7 +334,7 @@ class LearnedProperties:
                 "step": len(self.curve),
                 "composition": key,
                 "round": round_,
-                "labels": len(self.training()),
+                "labels": labels,
                 "configurations": configurations,
                 "failed_relaxation": failed,
                 "max_score": worst,

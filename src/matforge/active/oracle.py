@@ -121,7 +121,10 @@ class PyscfOracle:
     Hartree-Fock reference (restricted for closed shells, unrestricted otherwise), energy
     only. A configuration's ``atoms.info["charge"]`` and ``atoms.info["spin"]`` (2S), when
     present, override the oracle's, so one oracle labels a set of molecules, atoms and
-    ions. An SCF or coupled-cluster solve that does not converge fails the call."""
+    ions. An SCF or coupled-cluster solve that does not converge fails the call.
+    `max_memory_mb` is what one calculation may add to the memory the process already
+    holds (PySCF's own limit counts the whole process, torch included, and past it takes
+    an out-of-core path)."""
 
     def __init__(
         self,
@@ -162,7 +165,7 @@ class PyscfOracle:
             spin=spin,
             unit="Angstrom",
             verbose=0,
-            max_memory=self.max_memory_mb,
+            max_memory=_process_memory_mb() + self.max_memory_mb,
         )
         method = self._scf(molecule, restricted=spin == 0)
         energy = method.kernel()
@@ -204,6 +207,13 @@ class PyscfOracle:
         frozen = _core_orbitals(reference.mol) if self.frozen_core else None
         solver = cc.CCSD(reference, frozen=frozen or None)
         solver.conv_tol = 1e-8
+        if min(_virtual_counts(reference)) == 0:
+            # PySCF's out-of-core unrestricted CCSD fails on a spin channel without virtual
+            # orbitals (a minimal basis on F or O); such a system's integrals are tiny,
+            # so they are kept in memory
+            if reference._eri is None:
+                reference._eri = reference.mol.intor("int2e", aosym="s8")
+            solver.incore_complete = True
         solver.kernel()
         if not solver.converged:
             raise RuntimeError(f"CCSD did not converge ({self.name})")
@@ -221,14 +231,25 @@ def _triples(solver: Any, name: str) -> float:
     orbitals of each spin, so a channel without any (a minimal basis on F or O) is handled
     here: with no virtual of one spin and fewer than three of the other, no triple
     excitation exists and (T) is exactly 0."""
-    occupations = np.asarray(solver._scf.mo_occ)
-    channels = occupations if occupations.ndim == 2 else [occupations / 2]
-    virtuals = [int((np.asarray(o) == 0).sum()) for o in channels]
+    virtuals = _virtual_counts(solver._scf)
     if min(virtuals) == 0:
         if max(virtuals) < 3:
             return 0.0
         raise RuntimeError(f"{name}: (T) with no virtual orbital of one spin is not supported")
     return float(solver.ccsd_t())
+
+
+def _virtual_counts(reference: Any) -> list[int]:
+    """Unoccupied orbitals of each spin channel (one entry for a restricted reference)."""
+    occupations = np.asarray(reference.mo_occ)
+    channels = occupations if occupations.ndim == 2 else [occupations / 2]
+    return [int((np.asarray(o) == 0).sum()) for o in channels]
+
+
+def _process_memory_mb() -> float:
+    from pyscf import lib
+
+    return float(lib.current_memory()[0])
 
 
 def _core_orbitals(molecule: Any) -> int:

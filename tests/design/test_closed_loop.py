@@ -1,19 +1,26 @@
-"""The closed loop: learned properties against the oracle, resumption, the design job."""
+"""The closed loop: learned properties against the oracle, their committee uncertainty,
+resumption, the design job."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 import yaml
 from ase.calculators.emt import EMT
+from ase.units import GPa
 
 from matforge.active.config import ExecutorSpec
 from matforge.active.oracle import CalculatorOracle
 from matforge.active.store import ActiveStore
-from matforge.design.atomistic import SupercellSpec, alloy_properties
-from matforge.design.learned_properties import LearnedProperties
+from matforge.core.errors import ConfigError
+from matforge.design.atomistic import AlloyProperties, SupercellSpec, alloy_properties
+from matforge.design.learned_properties import LearnedProperties, composition_key
+from matforge.design.property_uncertainty import property_spread, relative_spread
+from matforge.design.strength import VarvenneCurtin, strength_from_properties
+from matforge.mlip.calculator import MatforgeCalculator
 from matforge.mlip.job import SnapConfig, snap_potential
 
 # 4-atom cells keep the test fast; the benchmark runs 32-atom cells of four elements
@@ -69,6 +76,36 @@ def test_learned_properties_equal_the_oracles_within_the_stated_tolerances(tmp_p
     # the oracle was paid for labels only (benchmarks/closed_loop.py compares the count with
     # EMT's own property runs, on 32-atom cells where the comparison means something)
     assert oracle.calls == learned.store.count(role="train", status="labelled")
+
+
+def test_an_answer_the_potential_cannot_vouch_for_is_computed_by_the_oracle(tmp_path):
+    """One refit allowed and an unreachable C44 tolerance: the answer cannot become
+    trusted. By default the oracle's calculator computes it (equal to EMT on the same cells,
+    its calls counted); `untrusted="flag"` returns the potential's answer, flagged."""
+    composition = {"Cu": 0.5, "Ni": 0.5}
+    ref = alloy_properties(composition, EMT, SPEC)
+    strict = {"max_rounds": 1, "tolerances": {"c44": 1e-9}}
+    oracle = CountingOracle()
+    with ExecutorSpec(kind="serial").runner(oracle) as runner:
+        direct = learner(tmp_path / "direct.db", oracle, runner, **strict)
+        answer = direct(composition)
+    assert (answer.source, answer.trusted) == ("oracle", True)
+    assert answer.max_score > 1
+    assert answer.properties.c44 == pytest.approx(ref.c44, rel=1e-9)
+    assert answer.properties.lattice_constant == pytest.approx(ref.lattice_constant, rel=1e-9)
+    assert direct.direct_calls == ref.calls > 0
+    assert direct.summary()["computed_by_oracle"] == [composition_key(composition)]
+    flagging = CountingOracle()
+    with ExecutorSpec(kind="serial").runner(flagging) as runner:
+        flagged = learner(tmp_path / "flag.db", flagging, runner, untrusted="flag", **strict)
+        answer = flagged(composition)
+    assert (answer.source, answer.trusted) == ("potential", False)
+    assert flagged.direct_calls == 0
+    assert flagged.summary()["untrusted"] == [composition_key(composition)]
+    with pytest.raises(ConfigError, match="untrusted"):
+        learner(tmp_path / "bad.db", flagging, None, untrusted="ignore")
+    with pytest.raises(ConfigError, match="tolerances"):
+        learner(tmp_path / "bad.db", flagging, None, tolerances={"bulk": 0.1})
 
 
 def test_a_killed_run_resumes_without_repeating_oracle_calls(tmp_path):
@@ -135,10 +172,65 @@ def test_design_job_with_the_atomistic_oracle_writes_the_closed_loop_run(tmp_pat
     final = metrics["final_alloy"]
     assert final["composition"]
     assert final["sigma_y_MPa"] > 0
-    assert final["elastic_sd_from_committee_GPa"] >= 0
+    # the designed alloy was computed by EMT directly, and its strength is EMT's
+    assert final["verified"]
+    assert loop["verified"]
+    model = VarvenneCurtin((), temperature=300, strain_rate=1e-3)
+    direct = alloy_properties(
+        final["composition"], EMT, SupercellSpec(size=1, structures=1, swaps=1)
+    )
+    assert final["sigma_y_MPa"] == pytest.approx(
+        strength_from_properties(direct, model)["sigma_y"], rel=1e-9
+    )
+    answer = final["committee_sd"]
+    assert final["source"] == "oracle" or answer["c44"] >= 0
     # the same command again: every answer comes from the database, no new label
     second = cli.invoke(app, ["design", str(path), "--json"])
     assert second.exit_code == 0, second.output
     again = json.loads(second.output[second.output.index("{") :])
     assert again["closed_loop"]["oracle_labels"] == loop["oracle_labels"]
     assert again["best_feasible_objective"] == metrics["best_feasible_objective"]
+
+
+def test_first_order_property_spread_equals_the_members_own_properties(tmp_path):
+    """The committee's property spread, propagated to first order from the members'
+    stresses on the fitted potential's configurations, equals the spread of the members'
+    own properties (each member relaxing every cell itself)."""
+    spec = SupercellSpec(size=1, structures=1, swaps=1)
+    composition = {"Cu": 0.5, "Ni": 0.5}
+    oracle = CountingOracle()
+    with ExecutorSpec(kind="serial").runner(oracle) as runner:
+        # two refits: a committee that still disagrees by a few GPa, as mid-run
+        learned = learner(tmp_path / "s.db", oracle, runner, max_rounds=2, untrusted="flag")
+        learned(composition)
+        training = learned.training()
+    fitted = learned.fitted()
+    fitted.backend = "numba"
+    visited = []
+
+    def observe(step, atoms):  # type: ignore[no-untyped-def]
+        atoms.info["step"] = step
+        visited.append(atoms)
+
+    main = alloy_properties(composition, lambda: MatforgeCalculator(fitted), spec, observe=observe)
+    members = learned.trainer.fit_committee(
+        training, 6, np.random.default_rng(5), resample="structures"
+    )
+    rows = learned.trainer.cache.rows(visited, forces=False, stress=True)
+    stresses = np.stack([(r.stress @ members.T).T for r in rows]) / GPa
+    estimate = property_spread(main, visited, stresses, spec)
+    own: list[AlloyProperties] = []
+    for coefficients in members:
+        member = learned.trainer.with_coefficients(coefficients)
+        member.backend = "numba"
+        own.append(alloy_properties(composition, lambda m=member: MatforgeCalculator(m), spec))
+    for name in ("lattice_constant", "c11", "c12", "c44"):
+        actual = np.std([getattr(p, name) for p in own], ddof=1)
+        assert actual > 0
+        assert estimate[name] == pytest.approx(actual, rel=0.1), name
+    actual = np.std([p.misfit_volumes["Cu"] for p in own], ddof=1)
+    assert estimate["misfit:Cu"] == pytest.approx(actual, rel=0.1)
+    relative = relative_spread(main, estimate)
+    assert relative["c44"] == pytest.approx(estimate["c44"] / main.c44)
+    with pytest.raises(ValueError, match="stresses must be"):
+        property_spread(main, visited, stresses[:, :, :3], spec)

@@ -224,6 +224,15 @@ def test_multi_element_design_matrix_by_pair_jacobian_equals_one_pass_per_column
         a, b = getattr(pairs, name), getattr(columns, name)
         assert a.shape == b.shape
         assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name
+    # stress without forces: forward-mode derivatives along the six strain directions
+    strain = design_matrix(potential.descriptor, batch, forces=False, stress=True)
+    for name in ("energy", "stress", "atoms"):
+        a, b = getattr(strain, name), getattr(columns, name)
+        assert a.shape == b.shape
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name
+    assert strain.forces.shape == (0, columns.energy.shape[1])
+    with pytest.raises(ValueError, match="force rows"):
+        design_matrix(potential.descriptor, batch, method="strain")
     coefficients = torch.randn(
         columns.energy.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(0)
     )

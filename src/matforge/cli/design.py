@@ -79,6 +79,14 @@ def design(
             f"closed loop: {loop['oracle_labels']} oracle labels for {loop['compositions']} "
             f"compositions ({loop['oracle_failed']} failed), potential in {loop['database']}"
         )
+        for key, strength in loop["verified"].items():
+            console.print(f"verified by the oracle directly: {key} -> {strength:.4g} MPa")
+        if loop["computed_by_oracle"]:
+            console.print(
+                f"{len(loop['computed_by_oracle'])} compositions the potential could not vouch "
+                f"for after max_rounds refits were computed by the oracle directly "
+                f"({loop['direct_oracle_property_calls']} calls; alloys.csv: source oracle)"
+            )
         if loop["untrusted"]:
             console.print(
                 f"[yellow]{len(loop['untrusted'])} answers still above the uncertainty "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -24,13 +24,15 @@ from matforge.core.config import StrictModel
 from matforge.core.errors import ConfigError
 from matforge.design.atomistic import SupercellSpec
 from matforge.design.feasibility import FeasibilityModel
-from matforge.design.learned_properties import LearnedAnswer, LearnedProperties
+from matforge.design.learned_properties import LearnedAnswer, LearnedProperties, composition_key
+from matforge.design.loop import DesignHistory
 from matforge.design.oracles import Observation
+from matforge.design.property_uncertainty import DEFAULT_TOLERANCES
 from matforge.design.space import DesignSpace
 from matforge.design.strength import VarvenneCurtin, strength_from_properties
 from matforge.mlip.job import SnapConfig
 
-__all__ = ["AtomisticOracle", "AtomisticSettings", "composition_grid"]
+__all__ = ["AtomisticOracle", "AtomisticSettings", "composition_grid", "verify_best"]
 
 
 class SupercellSettings(StrictModel):
@@ -49,10 +51,30 @@ class AtomisticSettings(StrictModel):
     supercell: SupercellSettings = Field(default_factory=SupercellSettings)
     potential: SnapConfig
     threshold: float = Field(1.5, gt=1.0, description="MaxVol grade that asks for a label")
-    stress_tolerance: float = Field(0.02, gt=0, description="GPa, committee stress sd")
+    stress_tolerance: float = Field(
+        0.02, gt=0, description="GPa, a configuration's committee stress sd worth a label"
+    )
+    tolerances: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TOLERANCES),
+        description="relative tolerances of an answer (misfit: of the rms misfit)",
+    )
+    confidence: float = Field(2.0, gt=0, description="committee sds within the tolerances")
     committee: int = Field(8, ge=2, le=64)
     batch_size: int = Field(8, ge=1, le=100)
     max_rounds: int = Field(8, ge=1, le=100)
+    verify: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="after the loop, the best feasible alloy is computed by the oracle's "
+        "calculator directly, and again for the next best while an unverified one leads, "
+        "up to this many",
+    )
+    untrusted: Literal["oracle", "flag"] = Field(
+        "oracle",
+        description="a composition still uncertain after max_rounds refits: computed by the "
+        "oracle's calculator directly, or answered by the potential and flagged",
+    )
     initial: int = Field(16, ge=1, le=10_000)
     energy_weight: float = Field(10.0, ge=0)
     force_weight: float = Field(1.0, ge=0)
@@ -101,6 +123,7 @@ class AtomisticOracle:
     answers: list[tuple[dict[str, float], LearnedAnswer, dict[str, float]]] = field(
         default_factory=list
     )
+    verified: dict[str, float] = field(default_factory=dict)  # composition key -> MPa
 
     def composition(self, row: torch.Tensor) -> dict[str, float]:
         return {e: float(v) for e, v in zip(self.elements, row.tolist(), strict=True) if v > 0}
@@ -119,6 +142,32 @@ class AtomisticOracle:
         else:
             feasible = torch.ones(len(x), dtype=torch.bool)
         return Observation(torch.tensor(values, dtype=torch.float64), feasible)
+
+
+def verify_best(oracle: AtomisticOracle, history: DesignHistory, limit: int) -> list[str]:
+    """Confirms the design's answer with the oracle: the best feasible evaluation's
+    properties are computed by the oracle's calculator directly and its strength replaces
+    the learned one in `history` (every evaluation of that composition); repeated while
+    the best is unverified, at most `limit` times (a learned strength that was too high
+    drops and the next candidate is checked). Returns the compositions verified now."""
+    done: list[str] = []
+    while len(done) < limit:
+        feasible = [i for i, ok in enumerate(history.feasible) if ok]
+        if not feasible:
+            break
+        best = max(feasible, key=lambda i: history.objective[i])
+        composition = oracle.composition(history.x[best])
+        key = composition_key(composition)
+        if key in oracle.verified:
+            break
+        properties = oracle.properties.verify(composition)
+        strength = strength_from_properties(properties, oracle.strength)["sigma_y"]
+        oracle.verified[key] = strength
+        for i, x in enumerate(history.x):
+            if composition_key(oracle.composition(x)) == key:
+                history.objective[i] = strength
+        done.append(key)
+    return done
 
 
 def supercell_spec(settings: AtomisticSettings, seed: int) -> SupercellSpec:
@@ -158,6 +207,9 @@ def learned_properties(
         committee=settings.committee,
         batch_size=settings.batch_size,
         max_rounds=settings.max_rounds,
+        untrusted=settings.untrusted,
+        tolerances=dict(settings.tolerances),
+        confidence=settings.confidence,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),
         alpha=settings.alpha,

@@ -262,6 +262,7 @@ def _run_atomistic(  # type: ignore[no-untyped-def]
         database_path,
         label_oracle,
         learned_properties,
+        verify_best,
     )
 
     o = config.oracle
@@ -279,4 +280,5 @@ def _run_atomistic(  # type: ignore[no-untyped-def]
         history = run_loop(
             space, oracle, factory, feasibility, config.settings(), show_progress=progress
         )
+        verify_best(oracle, history, settings.verify)
     return history, oracle

@@ -12,12 +12,20 @@ pieces:
 3. each is scored by max(grade / `threshold`, stress sd / `stress_tolerance`): its
    extrapolation grade (`active.uncertainty.MaxVolGrade`, Podryabinkin & Shapeev) against
    the training set and the stress spread of a bootstrap committee of the linear fit
-   (`active.uncertainty.StressCommitteeUncertainty`, GPa); the `batch_size` highest scores
-   above 1 (and the last state of a relaxation that failed) go to the oracle through an
-   `OracleRunner` (serial, or a Dask cluster), the labels land in the store, and 1-3 run
-   again. The answer stands once every score is at most 1; after `max_rounds` refits it is
-   returned flagged `trusted = False` (or, when the potential still cannot relax it,
-   computed by the oracle's calculator directly, `source = "oracle"`).
+   (`active.uncertainty.StressCommitteeUncertainty`, GPa); and the answer itself is scored
+   by the committee's spread of the properties (`design.property_uncertainty`: each
+   member's lattice constant, C_ij and misfit volumes) against `tolerances` at
+   `confidence` standard deviations;
+4. the answer stands once no grade is above `threshold` and every property's spread is
+   within its tolerance. Otherwise the `batch_size` configurations of highest score (those
+   above 1 first; the last state of a relaxation that failed always) go to the oracle
+   through an `OracleRunner` (serial, or a Dask cluster), the labels land in the store,
+   and 1-4 run again. After `max_rounds` refits, or
+   when the potential still cannot relax the composition, the oracle's calculator computes
+   the properties directly (`source = "oracle"`, its calls counted in `direct_calls`):
+   the design never rests on a number the potential could not vouch for. With
+   `untrusted="flag"` a potential answer that is still uncertain is returned instead,
+   flagged `trusted = False` (cheaper, for exploration).
 
 The store is the memory: labels are written as they arrive (a killed run keeps them and a
 restart labels only what was pending), and each finished answer is kept in the store's
@@ -52,11 +60,19 @@ from matforge.design.atomistic import (
     random_fcc_supercell,
     vegard_lattice_constant,
 )
+from matforge.design.property_uncertainty import (
+    DEFAULT_TOLERANCES,
+    QUANTITIES,
+    property_spread,
+    relative_spread,
+)
 from matforge.mlip.potential import Potential
 
 log = get_logger(__name__)
 
-__all__ = ["LearnedAnswer", "LearnedProperties", "composition_key"]
+__all__ = ["UNTRUSTED_POLICIES", "LearnedAnswer", "LearnedProperties", "composition_key"]
+
+UNTRUSTED_POLICIES = ("oracle", "flag")
 
 
 def composition_key(composition: Mapping[str, float], digits: int = 6) -> str:
@@ -69,25 +85,41 @@ def composition_key(composition: Mapping[str, float], digits: int = 6) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Scores:
+    configuration: np.ndarray  # max(grade / threshold, stress sd / stress_tolerance)
+    grades: np.ndarray
+    stress_sd: np.ndarray  # GPa
+    spread: dict[str, float]  # committee sd of each property (A, GPa, A^3)
+    relative: dict[str, float]  # the same relative to the property (misfit: to its rms)
+    property_score: float  # max over quantities of confidence * relative / tolerance
+    answer_score: float  # max(largest grade / threshold, property_score): <= 1 stands
+
+
 @dataclass
 class LearnedAnswer:
     """One composition's properties from the learned potential, and what it took."""
 
     properties: AlloyProperties
     trusted: bool  # every configuration within the threshold at the final fit
-    max_score: float  # largest max(grade / threshold, stress sd / tolerance) at the end
+    max_score: float  # max(largest grade / threshold, property spread / tolerance) at the end
     rounds: int  # refits this composition needed
     labels: int  # oracle labels this composition added
     seconds: float
     source: str = "potential"  # or "oracle": computed by the oracle's calculator directly
+    # committee sd of each property at the final fit (A, GPa, A^3; `property_spread`)
+    uncertainty: dict[str, float] = field(default_factory=dict)
+    verified: AlloyProperties | None = None  # the oracle's own, when confirmed (`verify`)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "properties": asdict(self.properties)}
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LearnedAnswer:
         values = dict(data)
         values["properties"] = AlloyProperties(**values["properties"])
+        if values.get("verified") is not None:
+            values["verified"] = AlloyProperties(**values["verified"])
         return cls(**values)
 
 
@@ -113,14 +145,29 @@ class LearnedProperties:
     regularization: float = 1e-3
     seed: int = 0
     backend: str = "numba"  # linear SNAP by compiled loops (3x faster than torch here)
+    untrusted: str = "oracle"  # or "flag": what an answer still uncertain after max_rounds gets
+    # relative tolerances of the answer (misfit: of the alloy's rms misfit), at `confidence`
+    # committee standard deviations
+    tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    confidence: float = 2.0
     answers: dict[str, LearnedAnswer] = field(default_factory=dict, init=False)
     curve: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.tolerances) - set(QUANTITIES))
+        if unknown or any(v <= 0 for v in self.tolerances.values()):
+            raise ConfigError(
+                f"tolerances: keys must be among {list(QUANTITIES)} with positive values, "
+                f"got {self.tolerances}"
+            )
         if self.threshold <= 1.0:
             raise ConfigError(
                 f"threshold {self.threshold}: a MaxVol grade <= 1 is interpolation; "
                 "the threshold must be above 1"
+            )
+        if self.untrusted not in UNTRUSTED_POLICIES:
+            raise ConfigError(
+                f"untrusted: {self.untrusted!r} is not one of {list(UNTRUSTED_POLICIES)}"
             )
         self.elements = tuple(self.potential.descriptor.elements)
         self.trainer = LinearTrainer(self.potential, weights=self.weights, alpha=self.alpha)
@@ -205,14 +252,15 @@ class LearnedProperties:
             return None, visited
         return properties, visited
 
-    def _with_oracle(self, composition: Mapping[str, float]) -> AlloyProperties:
+    def _with_oracle(self, composition: Mapping[str, float], why: str) -> AlloyProperties:
         """The properties from the oracle's calculator itself (when the potential cannot
-        relax a composition after every refit); its calls are counted in `direct_calls`."""
+        answer a composition after every refit, or to verify it); its calls are counted in
+        `direct_calls`."""
         make = getattr(self.oracle, "make_calculator", None)
         if make is None:
             raise ConfigError(
-                f"{composition_key(composition)}: the potential's relaxations failed after "
-                f"{self.max_rounds} refits and the oracle has no calculator to fall back on"
+                f"{composition_key(composition)}: {why} after {self.max_rounds} refits and "
+                "the oracle has no calculator to fall back on (or set untrusted: flag)"
             )
         properties = alloy_properties(composition, make, self.spec)
         self.direct_calls += properties.calls
@@ -232,52 +280,44 @@ class LearnedProperties:
             rounds += 1
             properties, visited = self._compute(composition)
             training = self.training()
-            score, grades, stress_std = self._scores(visited, training, rounds)
-            worst = float(score.max())
-            self._record(
-                key,
-                rounds,
-                worst,
-                float(grades.max()),
-                float(stress_std.max()),
-                len(visited),
-                len(training),
-                failed=properties is None,
-            )
+            scores = self._scores(properties, visited, training, rounds)
+            worst = scores.answer_score
+            self._record(key, rounds, scores, len(visited), len(training), properties is None)
             done = properties is not None and worst <= 1.0
             if done or rounds >= self.max_rounds:
                 break
-            picked = [int(i) for i in np.argsort(-score, kind="stable") if score[i] > 1.0]
-            picked = picked[: self.batch_size]
-            if properties is None and len(visited) - 1 not in picked:
-                # where the potential's relaxation went astray is worth a label whatever its
-                # scores: they measure extrapolation and disagreement, not error
-                picked.append(len(visited) - 1)
+            picked = self._pick(scores, failed=properties is None, last=len(visited) - 1)
             chosen = [visited[i] for i in picked]
             self.store.add_pending(
                 chosen,
                 role="train",
                 iteration=len(self.curve),
                 reasons=[
-                    f"grade {grades[i]:.3g}, stress sd {stress_std[i]:.3g} GPa" for i in picked
+                    f"grade {scores.grades[i]:.3g}, stress sd {scores.stress_sd[i]:.3g} GPa"
+                    for i in picked
                 ],
                 measure="maxvol+stress_committee",
-                uncertainties=[float(score[i]) for i in picked],
+                uncertainties=[float(scores.configuration[i]) for i in picked],
                 keys=[{"composition": key, "step": a.info["step"]} for a in chosen],
             )
             self.trainer.cache.retain({a.info["uid"] for a in [*training, *chosen]})
             self._label_pending()
         source = "potential"
+        why = ""
         if properties is None:
+            why = "the potential's relaxation failed"
+        elif worst > 1.0 and self.untrusted == "oracle":
+            why = f"uncertainty score {worst:.2f} is still above 1"
+        if why:
             log.warning(
-                "%s: the potential's relaxation failed after %d refits; computing it with "
-                "the oracle's calculator directly",
+                "%s: %s after %d refits; computing it with the oracle's calculator directly",
                 key,
+                why,
                 rounds,
             )
-            properties, source = self._with_oracle(composition), "oracle"
-        trusted = worst <= 1.0 and source == "potential"
-        if not trusted and source == "potential":
+            properties, source = self._with_oracle(composition, why), "oracle"
+        trusted = worst <= 1.0 or source == "oracle"
+        if not trusted:
             log.warning(
                 "%s: uncertainty score %.2f still above 1 after %d refits; the answer is "
                 "flagged untrusted",
@@ -293,6 +333,7 @@ class LearnedProperties:
             self.store.count(role="train") - labels_before,
             time.perf_counter() - started,
             source,
+            scores.spread if source == "potential" else {},
         )
         self.answers[key] = answer
         self.store.update_metadata(
@@ -302,31 +343,75 @@ class LearnedProperties:
         )
         return answer
 
+    def _pick(self, scores: _Scores, *, failed: bool, last: int) -> list[int]:
+        """Configurations to label: scores above 1 first, highest first; when a property's
+        spread is still too wide, the batch is filled with the next highest (the spread
+        rests on all of them); the last state of a failed relaxation always."""
+        order = [int(i) for i in np.argsort(-scores.configuration, kind="stable")]
+        picked = [i for i in order if scores.configuration[i] > 1.0]
+        if scores.property_score > 1.0:
+            picked += [i for i in order if scores.configuration[i] <= 1.0]
+        picked = picked[: self.batch_size]
+        if failed and last not in picked:
+            # where the potential's relaxation went astray is worth a label whatever its
+            # scores: they measure extrapolation and disagreement, not error
+            picked.append(last)
+        return picked
+
     def _scores(
-        self, visited: list[Atoms], training: list[Atoms], round_: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self,
+        properties: AlloyProperties | None,
+        visited: list[Atoms],
+        training: list[Atoms],
+        round_: int,
+    ) -> _Scores:
         """Per configuration: max(grade / threshold, stress sd / stress_tolerance), the
-        MaxVol grade and the committee's stress sd (GPa); above 1 asks for a label."""
+        MaxVol grade and the committee's stress sd (GPa); for the answer: the committee's
+        property spread against the tolerances."""
+        from ase.units import GPa
+
+        # energy and stress rows once (no force rows), for the grade and the committee both
+        rows = self.trainer.cache.rows(visited, forces=False, stress=True)
         grade = MaxVolGrade(self.trainer.cache, training, regularization=self.regularization)
         grades = np.asarray(grade.estimate(visited).per_structure)
         rng = np.random.default_rng([self.seed, 2, len(training), round_])
         members = self.trainer.fit_committee(training, self.committee, rng, resample="structures")
-        stress_std = np.asarray(
+        stress_sd = np.asarray(
             StressCommitteeUncertainty(self.trainer.cache, members).estimate(visited).per_structure
         )
-        score = np.maximum(grades / self.threshold, stress_std / self.stress_tolerance)
-        return score, grades, stress_std
+        configuration = np.maximum(grades / self.threshold, stress_sd / self.stress_tolerance)
+        spread: dict[str, float] = {}
+        relative: dict[str, float] = {}
+        property_score = float("inf")
+        if properties is not None:
+            stresses = np.stack([(r.stress @ members.T).T for r in rows]) / GPa  # (S, M, 6)
+            spread = property_spread(properties, visited, stresses, self.spec)
+            relative = relative_spread(properties, spread)
+            property_score = max(
+                (
+                    self.confidence * relative[q] / tol
+                    for q, tol in self.tolerances.items()
+                    if q in relative
+                ),
+                default=0.0,
+            )
+        return _Scores(
+            configuration,
+            grades,
+            stress_sd,
+            spread,
+            relative,
+            property_score,
+            max(float(grades.max()) / self.threshold, property_score),
+        )
 
     def _record(
         self,
         key: str,
         round_: int,
-        worst: float,
-        grade: float,
-        stress_std: float,
+        scores: _Scores,
         configurations: int,
         labels: int,
-        *,
         failed: bool,
     ) -> None:
         self.curve.append(
@@ -337,11 +422,27 @@ class LearnedProperties:
                 "labels": labels,
                 "configurations": configurations,
                 "failed_relaxation": failed,
-                "max_score": worst,
-                "max_grade": grade,
-                "max_stress_sd_gpa": stress_std,
+                "max_score": scores.answer_score,
+                "max_grade": float(scores.grades.max()),
+                "max_stress_sd_gpa": float(scores.stress_sd.max()),
+                "property_score": scores.property_score,
+                **{f"relative_sd_{q}": v for q, v in scores.relative.items()},
             }
         )
+
+    def verify(self, composition: Mapping[str, float]) -> AlloyProperties:
+        """The properties computed by the oracle's calculator directly (a design's final
+        candidates are confirmed this way); kept with the answer, computed once."""
+        answer = self(composition)
+        if answer.source == "oracle":
+            return answer.properties
+        if answer.verified is None:
+            answer.verified = self._with_oracle(composition, "verification")
+            self.store.update_metadata(
+                answers={k: v.to_json() for k, v in self.answers.items()},
+                direct_calls=self.direct_calls,
+            )
+        return answer.verified
 
     # -- reports ---------------------------------------------------------------------------
     def oracle_calls(self) -> list[dict[str, Any]]:
@@ -368,4 +469,7 @@ class LearnedProperties:
             "compositions": len(self.answers),
             "direct_calls": self.direct_calls,
             "untrusted": sorted(k for k, a in self.answers.items() if not a.trusted),
+            "computed_by_oracle": sorted(
+                k for k, a in self.answers.items() if a.source == "oracle"
+            ),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import torch
@@ -100,6 +101,8 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
     closed_loop.png; `metrics` gains the oracle's tally."""
     import pandas as pd
 
+    from matforge.design.learned_properties import composition_key
+
     oracle = result.oracle
     learned = oracle.properties
     rows = []
@@ -113,7 +116,11 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
                 "c12_GPa": p.c12,
                 "c44_GPa": p.c44,
                 **{f"misfit_{e}_A3": v for e, v in p.misfit_volumes.items()},
+                **{f"committee_sd_{k}": v for k, v in answer.uncertainty.items()},
                 "sigma_y_MPa": strength["sigma_y"],
+                "verified_sigma_y_MPa": oracle.verified.get(
+                    composition_key(composition), float("nan")
+                ),
                 "trusted": answer.trusted,
                 "max_score": answer.max_score,
                 "refits": answer.rounds,
@@ -136,29 +143,29 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "direct_oracle_property_calls": summary["direct_calls"],
         "compositions": summary["compositions"],
         "untrusted": summary["untrusted"],
+        "verified": oracle.verified,
+        "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),
     }
     if best is not None:
         key_values = {e: best[f"x_{e}"] for e in oracle.elements if best[f"x_{e}"] > 0}
-        from matforge.design.learned_properties import composition_key
-
         key = composition_key(key_values)
         answer = learned.answers.get(key)
         if answer is not None:
-            p = answer.properties
-            last = [c for c in learned.curve if c["composition"] == key]
-            stress_sd = last[-1]["max_stress_sd_gpa"] if last else float("nan")
-            strain = learned.spec.strain
+            p = answer.verified or answer.properties
             final = {
                 "composition": key_values,
                 "sigma_y_MPa": best["objective"],
+                # computed by the oracle directly (`verify`), or the potential's answer
+                "verified": key in oracle.verified or answer.source == "oracle",
+                "learned": asdict(answer.properties) if answer.verified else None,
                 "lattice_constant_A": p.lattice_constant,
                 "elastic_GPa": {"c11": p.c11, "c12": p.c12, "c44": p.c44},
                 "misfit_volumes_A3": p.misfit_volumes,
                 "spread_over_realizations": p.spread,
-                # a stress sd s on each of the +-e strained cells gives sd(C) ~ sqrt(2) s / 2e
-                "elastic_sd_from_committee_GPa": 2**0.5 * stress_sd / (2 * strain),
-                "max_committee_stress_sd_GPa": stress_sd,
+                # the potential's own uncertainty: committee sd of each property (A, GPa,
+                # A^3); empty when the oracle computed the alloy directly
+                "committee_sd": answer.uncertainty,
                 "trusted": answer.trusted,
                 "max_score": answer.max_score,
                 "source": answer.source,

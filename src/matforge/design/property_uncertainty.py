@@ -1,0 +1,126 @@
+"""How far a committee of linear potentials disagrees on the properties themselves.
+
+A configuration's stress spread overstates the uncertainty of an elastic constant or a
+misfit volume: those are differences (stress at +e minus stress at -e, volume of a swapped
+cell minus the parent's), and a committee member that is off on one configuration is off
+by nearly as much on its neighbour. `property_spread` propagates each member's stress on
+the configurations `design.atomistic.alloy_properties` relaxed (tagged there: realization,
+strain component and sign, swapped-in element) to its own estimate of the properties, to
+first order about the configurations the fitted potential relaxed:
+
+- C_ij: the member's stress difference over the strain pair, as `alloy_properties` does;
+- volumes: a member whose pressure on a relaxed cell is dP would relax it to
+  V (1 + dP / B), B = (C11 + 2 C12) / 3; the lattice constant and the misfit volumes follow
+  from those volumes as in `alloy_properties`.
+
+Each member's deviation from the committee mean gives the standard deviation of every
+quantity (ddof 1); the relaxation of the atoms' positions under each member is not redone
+(a second-order change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from matforge.design.atomistic import AlloyProperties, SupercellSpec
+
+__all__ = ["DEFAULT_TOLERANCES", "QUANTITIES", "property_spread", "relative_spread"]
+
+QUANTITIES = ("lattice_constant", "c11", "c12", "c44", "misfit")
+# relative; misfit: of the alloy's rms misfit (the closed-loop issue's tolerances)
+DEFAULT_TOLERANCES = {
+    "lattice_constant": 0.002,
+    "c11": 0.05,
+    "c12": 0.05,
+    "c44": 0.05,
+    "misfit": 0.10,
+}
+
+
+def property_spread(
+    properties: AlloyProperties,
+    visited: Sequence[Atoms],
+    stresses: np.ndarray,
+    spec: SupercellSpec,
+) -> dict[str, float]:
+    """Committee standard deviations of the properties: lattice constant (A), C11, C12,
+    C44 (GPa) and, per element, the misfit volume (A^3, keys ``misfit:<element>``).
+    `stresses` (configurations, members, 6): each member's stress on `visited` in GPa, ASE
+    convention (Voigt xx yy zz yz xz xy)."""
+    stresses = np.asarray(stresses, dtype=float)
+    if stresses.ndim != 3 or stresses.shape[0] != len(visited) or stresses.shape[2] != 6:
+        raise ValueError(f"stresses must be ({len(visited)}, members, 6), got {stresses.shape}")
+    deviation = stresses - stresses.mean(axis=1, keepdims=True)  # (S, M, 6)
+    members = stresses.shape[1]
+    bulk = (properties.c11 + 2 * properties.c12) / 3
+    fractions = properties.composition
+    realizations = sorted({int(a.info.get("realization", 0)) for a in visited})
+    per_realization = []
+    for realization in realizations:
+        mine = [i for i, a in enumerate(visited) if a.info.get("realization", 0) == realization]
+        found: dict[str, np.ndarray] = {}
+        columns: dict[tuple[int, int], np.ndarray] = {}
+        cell = None
+        swaps: dict[str, list[np.ndarray]] = {}
+        for i in mine:
+            atoms, step = visited[i], visited[i].info.get("step")
+            if step == "strain":
+                columns[(atoms.info["component"], atoms.info["sign"])] = deviation[i]
+            elif step == "cell":
+                cell = i
+            elif step == "swap":
+                swaps.setdefault(atoms.info["element"], []).append(i)
+        if len(columns) == 12:
+            matrix = np.stack(
+                [(columns[(c, 1)] - columns[(c, -1)]) / (2 * spec.strain) for c in range(6)],
+                axis=-1,
+            )  # (M, 6 stress, 6 strain)
+            diagonal = np.diagonal(matrix, axis1=1, axis2=2)
+            off = [matrix[:, i, j] for i in range(3) for j in range(3) if i != j]
+            found["c11"] = diagonal[:, :3].mean(axis=1)
+            found["c12"] = np.mean(off, axis=0)
+            found["c44"] = diagonal[:, 3:].mean(axis=1)
+        if cell is not None and bulk > 0:
+
+            def volume_change(i: int) -> np.ndarray:
+                pressure = -deviation[i, :, :3].mean(axis=1)  # GPa, per member
+                return visited[i].get_volume() * pressure / bulk
+
+            base = volume_change(cell)
+            found["lattice_constant"] = (
+                properties.lattice_constant * base / (3 * visited[cell].get_volume())
+            )
+            if swaps and len(fractions) > 1:
+                shift = {e: np.zeros(members) for e in fractions}
+                for element, indices in swaps.items():
+                    shift[element] = np.mean([volume_change(i) - base for i in indices], axis=0)
+                for n in fractions:
+                    found[f"misfit:{n}"] = sum(
+                        fractions[m] * (shift[n] - shift[m]) for m in fractions
+                    )
+        per_realization.append(found)
+    keys = set.intersection(*(set(f) for f in per_realization)) if per_realization else set()
+    return {
+        key: float(np.std(np.mean([f[key] for f in per_realization], axis=0), ddof=1))
+        for key in sorted(keys)
+    }
+
+
+def relative_spread(properties: AlloyProperties, spread: dict[str, float]) -> dict[str, float]:
+    """`property_spread` relative to the property: lattice constant, C11, C12, C44, and
+    the largest misfit-volume spread over the alloy's rms misfit
+    sqrt(sum_n c_n dV_n^2) (single misfits cross zero)."""
+    out = {}
+    for key in ("lattice_constant", "c11", "c12", "c44"):
+        value = getattr(properties, key)
+        if key in spread and value:
+            out[key] = spread[key] / abs(value)
+    misfits = properties.misfit_volumes
+    rms = float(np.sqrt(sum(c * misfits[e] ** 2 for e, c in properties.composition.items())))
+    spreads = [spread[k] for k in spread if k.startswith("misfit:")]
+    if spreads and rms > 0:
+        out["misfit"] = max(spreads) / rms
+    return out

@@ -212,7 +212,9 @@ def main() -> None:
     coverage = float(np.mean(within)) if within else float("nan")
     print(
         f"committee calibration: {100 * coverage:.0f}% of {len(within)} learned quantities "
-        "within 2 committee sd of EMT (a calibrated committee: ~95%)"
+        "within 2 committee sd of EMT (a calibrated committee: ~95%); calibration factor "
+        f"{summary['calibration_factor']:.2f} from {summary['calibration_residuals']} "
+        "label residuals"
     )
     untrusted = summary["untrusted"]
     print(f"untrusted answers (score still > 1 after max_rounds): {len(untrusted)}")
@@ -232,6 +234,8 @@ def main() -> None:
         "untrusted": len(untrusted),
         "computed_by_oracle": len(direct),
         "committee_2sd_coverage": round(coverage, 3),
+        "committee_calibration_factor": round(summary["calibration_factor"], 3),
+        "calibration_residuals": summary["calibration_residuals"],
         "direct_oracle_calls": int(summary["direct_calls"]),
         "grid": len(grid),
         "calphad_unconverged": feasibility.unconverged,

@@ -73,6 +73,17 @@ def test_learned_properties_equal_the_oracles_within_the_stated_tolerances(tmp_p
             for element in composition:
                 error = abs(got.misfit_volumes[element] - ref.misfit_volumes[element])
                 assert error < 0.1 * rms, element
+    # every label after the initial set is a residual for the committee's calibration
+    total, count = learned.calibration
+    assert count > 0
+    if count >= 30:
+        m = learned.committee
+        expected = max(1.0, math.sqrt(max((m - 3) / (m - 1) * total / count - 1 / m, 0.0)))
+        assert learned.calibration_factor() == pytest.approx(expected)
+    learned.calibration = [100.0 * 40, 40]  # <z^2> = 100: a committee 10x too narrow
+    assert learned.calibration_factor() == pytest.approx(math.sqrt(5 / 7 * 100 - 1 / 8))
+    learned.calibration = [0.5 * 40, 40]  # too wide: never narrowed below its own spread
+    assert learned.calibration_factor() == 1.0
     # the oracle was paid for labels only (benchmarks/closed_loop.py compares the count with
     # EMT's own property runs, on 32-atom cells where the comparison means something)
     assert oracle.calls == learned.store.count(role="train", status="labelled")

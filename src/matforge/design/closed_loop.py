@@ -59,6 +59,9 @@ class AtomisticSettings(StrictModel):
         description="relative tolerances of an answer (misfit: of the rms misfit)",
     )
     confidence: float = Field(2.0, gt=0, description="committee sds within the tolerances")
+    calibrate: bool = Field(
+        True, description="scale committee spreads by the labels' out-of-sample residuals"
+    )
     committee: int = Field(8, ge=2, le=64)
     batch_size: int = Field(8, ge=1, le=100)
     max_rounds: int = Field(8, ge=1, le=100)
@@ -210,6 +213,7 @@ def learned_properties(
         untrusted=settings.untrusted,
         tolerances=dict(settings.tolerances),
         confidence=settings.confidence,
+        calibrate=settings.calibrate,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),
         alpha=settings.alpha,

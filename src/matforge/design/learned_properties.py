@@ -15,7 +15,9 @@ pieces:
    (`active.uncertainty.StressCommitteeUncertainty`, GPa); and the answer itself is scored
    by the committee's spread of the properties (`design.property_uncertainty`: each
    member's lattice constant, C_ij and misfit volumes) against `tolerances` at
-   `confidence` standard deviations;
+   `confidence` standard deviations, the spreads scaled by a calibration factor fitted on
+   the stress residuals of every label against the committee that chose it
+   (`calibration_factor`);
 4. the answer stands once no grade is above `threshold` and every property's spread is
    within its tolerance. Otherwise the `batch_size` configurations of highest score (those
    above 1 first; the last state of a relaxation that failed always) go to the oracle
@@ -94,6 +96,8 @@ class _Scores:
     relative: dict[str, float]  # the same relative to the property (misfit: to its rms)
     property_score: float  # max over quantities of confidence * relative / tolerance
     answer_score: float  # max(largest grade / threshold, property_score): <= 1 stands
+    predicted: np.ndarray  # (S, 6) committee-mean stress, GPa
+    component_sd: np.ndarray  # (S, 6) committee sd of each stress component, GPa
 
 
 @dataclass
@@ -150,6 +154,9 @@ class LearnedProperties:
     # committee standard deviations
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     confidence: float = 2.0
+    # scale the committee's spreads by a factor fitted on each new label's stress residual
+    # against the committee that chose it (out of sample: before the refit)
+    calibrate: bool = True
     answers: dict[str, LearnedAnswer] = field(default_factory=dict, init=False)
     curve: list[dict[str, Any]] = field(default_factory=list, init=False)
 
@@ -175,6 +182,7 @@ class LearnedProperties:
         self.answers = {k: LearnedAnswer.from_json(v) for k, v in meta.get("answers", {}).items()}
         self.curve = list(meta.get("curve", []))
         self.direct_calls = int(meta.get("direct_calls", 0))
+        self.calibration = list(meta.get("calibration", [0.0, 0]))  # sum of z^2, count
         self._fitted: Potential | None = None
         self._fitted_on = -1
 
@@ -302,6 +310,7 @@ class LearnedProperties:
             )
             self.trainer.cache.retain({a.info["uid"] for a in [*training, *chosen]})
             self._label_pending()
+            self._update_calibration(scores, picked, chosen)
         source = "potential"
         why = ""
         if properties is None:
@@ -340,8 +349,40 @@ class LearnedProperties:
             answers={k: v.to_json() for k, v in self.answers.items()},
             curve=self.curve,
             direct_calls=self.direct_calls,
+            calibration=self.calibration,
         )
         return answer
+
+    def calibration_factor(self) -> float:
+        """The factor the committee's spreads are scaled by: from the residuals z = (oracle
+        stress - committee mean) / committee sd of every label so far, before the refit
+        that used it, alpha^2 = (M - 3) / (M - 1) <z^2> - 1 / M (Musil et al., JCTC 15,
+        906 (2019), for a bootstrap committee of M members); 1 until 30 residuals are in,
+        and never below 1 (labels are chosen where the committee is widest, which biases
+        <z^2> low)."""
+        total, count = self.calibration
+        if not self.calibrate or count < 30:
+            return 1.0
+        m = self.committee
+        alpha2 = (m - 3) / (m - 1) * total / count - 1 / m
+        return float(max(1.0, np.sqrt(max(alpha2, 0.0))))
+
+    def _update_calibration(self, scores: _Scores, picked: list[int], chosen: list[Atoms]) -> None:
+        from ase.units import GPa
+
+        labelled = {a.info.get("uid"): a for a in self.training()}
+        for index, atoms in zip(picked, chosen, strict=True):
+            label = labelled.get(atoms.info["uid"])
+            if label is None or label.calc is None or "stress" not in label.calc.results:
+                continue  # a failed call
+            sd = scores.component_sd[index]
+            wide = sd > 1e-9
+            z = (label.get_stress(voigt=True) / GPa - scores.predicted[index])[wide] / sd[wide]
+            self.calibration = [
+                self.calibration[0] + float((z**2).sum()),
+                self.calibration[1] + int(wide.sum()),
+            ]
+        self.store.update_metadata(calibration=self.calibration)
 
     def _pick(self, scores: _Scores, *, failed: bool, last: int) -> list[int]:
         """Configurations to label: scores above 1 first, highest first; when a property's
@@ -383,9 +424,18 @@ class LearnedProperties:
         spread: dict[str, float] = {}
         relative: dict[str, float] = {}
         property_score = float("inf")
+        stresses = np.stack([(r.stress @ members.T).T for r in rows]) / GPa  # (S, M, 6)
+        reference = np.stack(
+            [r.reference_stress if r.reference_stress is not None else np.zeros(6) for r in rows]
+        )
+        predicted = stresses.mean(axis=1) + reference / GPa
+        component_sd = stresses.std(axis=1, ddof=1)
         if properties is not None:
-            stresses = np.stack([(r.stress @ members.T).T for r in rows]) / GPa  # (S, M, 6)
-            spread = property_spread(properties, visited, stresses, self.spec)
+            alpha = self.calibration_factor()
+            spread = {
+                k: alpha * v
+                for k, v in property_spread(properties, visited, stresses, self.spec).items()
+            }
             relative = relative_spread(properties, spread)
             property_score = max(
                 (
@@ -403,6 +453,8 @@ class LearnedProperties:
             relative,
             property_score,
             max(float(grades.max()) / self.threshold, property_score),
+            predicted,
+            component_sd,
         )
 
     def _record(
@@ -426,6 +478,7 @@ class LearnedProperties:
                 "max_grade": float(scores.grades.max()),
                 "max_stress_sd_gpa": float(scores.stress_sd.max()),
                 "property_score": scores.property_score,
+                "calibration_factor": self.calibration_factor(),
                 **{f"relative_sd_{q}": v for q, v in scores.relative.items()},
             }
         )
@@ -468,6 +521,8 @@ class LearnedProperties:
             "failed": self.store.count(role="train", status="failed"),
             "compositions": len(self.answers),
             "direct_calls": self.direct_calls,
+            "calibration_factor": self.calibration_factor(),
+            "calibration_residuals": int(self.calibration[1]),
             "untrusted": sorted(k for k, a in self.answers.items() if not a.trusted),
             "computed_by_oracle": sorted(
                 k for k, a in self.answers.items() if a.source == "oracle"

@@ -144,6 +144,7 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "compositions": summary["compositions"],
         "untrusted": summary["untrusted"],
         "verified": oracle.verified,
+        "committee_calibration_factor": summary["calibration_factor"],
         "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),
     }

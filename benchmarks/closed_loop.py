@@ -45,7 +45,7 @@ def main() -> None:
 
     from matforge.design.atomistic import RELAXATION, AlloyProperties, alloy_properties
     from matforge.design.closed_loop import composition_grid, supercell_spec
-    from matforge.design.job import DesignJobConfig, _feasibility, run_design_job
+    from matforge.design.job import DesignJobConfig, feasibility_model, run_design_job
     from matforge.design.learned_properties import composition_key
     from matforge.design.strength import VarvenneCurtin, strength_from_properties
 
@@ -62,7 +62,7 @@ def main() -> None:
 
     # -- brute force ---------------------------------------------------------------------
     started = time.perf_counter()
-    feasibility = _feasibility(config)
+    feasibility = feasibility_model(config)
     feasible = feasibility.is_feasible(grid).numpy()  # unconverged conditions: infeasible
     calphad_s = time.perf_counter() - started
     truth: dict[str, dict] = {}

@@ -129,7 +129,9 @@ class DesignJobConfig(JobConfig):
         )
 
 
-def _feasibility(config: DesignJobConfig) -> CalphadFeasibility | None:
+def feasibility_model(config: DesignJobConfig) -> CalphadFeasibility | None:
+    """The CALPHAD feasibility model of a design job's `feasibility` section (None
+    without one): what the job's loop uses, for a notebook or a benchmark to reuse."""
     if config.feasibility is None:
         return None
     f = config.feasibility
@@ -221,7 +223,7 @@ class DesignJobResult:
 
 def run_design_job(config: DesignJobConfig, *, show_progress: bool = True) -> DesignJobResult:
     space = config.space()
-    feasibility = _feasibility(config)
+    feasibility = feasibility_model(config)
     surrogate = config.surrogate
 
     def factory():  # type: ignore[no-untyped-def]

@@ -193,6 +193,14 @@ def test_malformed_structure_files_name_the_file(tmp_path):
         read_structures(fake_db)
 
 
+def _assert_same_rows(got, expected, names) -> None:  # type: ignore[no-untyped-def]
+    """Two `DesignMatrix` agree on these rows to 1e-12 of the largest entry."""
+    for name in names:
+        a, b = getattr(got, name), getattr(expected, name)
+        assert a.shape == b.shape, name
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name
+
+
 def test_quadratic_design_matrix_by_product_rule_equals_one_pass_per_column(snap_factory):
     """Quadratic SNAP rows come from the linear part's pair Jacobian and the product rule;
     they must equal the generic path (one backward pass per column)."""
@@ -202,10 +210,7 @@ def test_quadratic_design_matrix_by_product_rule_equals_one_pass_per_column(snap
     batch = potential.batch([rattled(["Ta", "W", "Ta", "W"] * 4, seed=3), rattled(seed=4)])
     fast = design_matrix(potential.descriptor, batch)
     generic = design_matrix(potential.descriptor, batch, method="columns")
-    for name in ("energy", "forces", "stress", "atoms"):
-        a, b = getattr(fast, name), getattr(generic, name)
-        assert a.shape == b.shape
-        assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name
+    _assert_same_rows(fast, generic, ("energy", "forces", "stress", "atoms"))
 
 
 def test_multi_element_design_matrix_by_pair_jacobian_equals_one_pass_per_column(snap_factory):
@@ -220,16 +225,10 @@ def test_multi_element_design_matrix_by_pair_jacobian_equals_one_pass_per_column
     batch = potential.batch([rattled(["Ta", "W", "W", "Ta"] * 4, seed=5), rattled(seed=6)])
     pairs = design_matrix(potential.descriptor, batch)
     columns = design_matrix(potential.descriptor, batch, method="columns")
-    for name in ("energy", "forces", "stress", "atoms"):
-        a, b = getattr(pairs, name), getattr(columns, name)
-        assert a.shape == b.shape
-        assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name
+    _assert_same_rows(pairs, columns, ("energy", "forces", "stress", "atoms"))
     # stress without forces: forward-mode derivatives along the six strain directions
     strain = design_matrix(potential.descriptor, batch, forces=False, stress=True)
-    for name in ("energy", "stress", "atoms"):
-        a, b = getattr(strain, name), getattr(columns, name)
-        assert a.shape == b.shape
-        assert (a - b).abs().max() <= 1e-12 * b.abs().max(), name
+    _assert_same_rows(strain, columns, ("energy", "stress", "atoms"))
     assert strain.forces.shape == (0, columns.energy.shape[1])
     with pytest.raises(ValueError, match="force rows"):
         design_matrix(potential.descriptor, batch, method="strain")

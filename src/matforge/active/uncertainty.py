@@ -120,18 +120,28 @@ class StressCommitteeUncertainty(LinearCommitteeUncertainty):
 
     name = "stress_committee"
 
-    def estimate(self, structures: Sequence[Atoms]) -> UncertaintyEstimate:
+    def member_stresses(self, structures: Sequence[Atoms]) -> np.ndarray:
+        """Each member's stress on each structure (S, M, 6), GPa, Voigt, ASE's sign."""
         from ase.units import GPa
 
-        rows = self.cache.rows(structures, forces=False, stress=True)
-        values = []
-        for r in rows:
+        out = []
+        for r in self.cache.rows(structures, forces=False, stress=True):
             if r.stress is None:
                 raise ValueError("the stress committee needs periodic cells")
-            stresses = r.stress @ self.coefficients.T  # (6, M); the reference cancels
-            values.append(float(spread(stresses.T, ddof=0)[1].max() / GPa))
-        per_structure = np.array(values)
-        per_atom = [np.full(r.n_atoms, v) for r, v in zip(rows, values, strict=True)]
+            stresses = (r.stress @ self.coefficients.T).T  # (M, 6)
+            if r.reference_stress is not None:
+                stresses = stresses + r.reference_stress
+            out.append(stresses / GPa)
+        return np.stack(out) if out else np.zeros((0, len(self.coefficients), 6))
+
+    def estimate(
+        self, structures: Sequence[Atoms], stresses: np.ndarray | None = None
+    ) -> UncertaintyEstimate:
+        """`stresses`: `member_stresses(structures)` when the caller has them already."""
+        if stresses is None:
+            stresses = self.member_stresses(structures)
+        per_structure = spread(stresses.transpose(1, 0, 2), ddof=0)[1].max(axis=-1)
+        per_atom = [np.full(len(a), v) for a, v in zip(structures, per_structure, strict=True)]
         return UncertaintyEstimate(self.name, per_atom, per_structure)
 
 

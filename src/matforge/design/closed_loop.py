@@ -174,15 +174,7 @@ def verify_best(oracle: AtomisticOracle, history: DesignHistory, limit: int) -> 
 
 
 def supercell_spec(settings: AtomisticSettings, seed: int) -> SupercellSpec:
-    s = settings.supercell
-    return SupercellSpec(
-        size=s.size,
-        structures=s.structures,
-        swaps=s.swaps,
-        strain=s.strain,
-        fmax=s.fmax,
-        seed=seed,
-    )
+    return SupercellSpec(**settings.supercell.model_dump(), seed=seed)
 
 
 def database_path(settings: AtomisticSettings, name: str, runs_dir: Path) -> Path:

@@ -52,6 +52,7 @@ from matforge.active.oracle import Oracle
 from matforge.active.parallel import OracleRunner
 from matforge.active.store import ActiveStore, new_uid
 from matforge.active.uncertainty import MaxVolGrade, StressCommitteeUncertainty
+from matforge.core.ensemble import spread
 from matforge.core.errors import ConfigError
 from matforge.core.progress import get_logger
 from matforge.design.atomistic import (
@@ -184,6 +185,7 @@ class LearnedProperties:
         self.direct_calls = int(meta.get("direct_calls", 0))
         self.calibration = list(meta.get("calibration", [0.0, 0]))  # sum of z^2, count
         self._fitted: Potential | None = None
+        self._training: list[Atoms] | None = None
         self._fitted_on = -1
 
     # -- labels ----------------------------------------------------------------------------
@@ -218,7 +220,12 @@ class LearnedProperties:
         )
 
     def training(self) -> list[Atoms]:
-        return self.store.structures(role="train", status="labelled")
+        """Every labelled configuration; read from the store again only when its count
+        changed (labels are only ever added), not on every question of a round."""
+        count = self.store.count(role="train", status="labelled")
+        if self._training is None or len(self._training) != count:
+            self._training = self.store.structures(role="train", status="labelled")
+        return self._training
 
     def fitted(self) -> Potential:
         """The potential fitted on every label there is (refitted when labels arrive)."""
@@ -409,34 +416,27 @@ class LearnedProperties:
         """Per configuration: max(grade / threshold, stress sd / stress_tolerance), the
         MaxVol grade and the committee's stress sd (GPa); for the answer: the committee's
         property spread against the tolerances."""
-        from ase.units import GPa
-
         # energy and stress rows once (no force rows), for the grade and the committee both
-        rows = self.trainer.cache.rows(visited, forces=False, stress=True)
+        self.trainer.cache.rows(visited, forces=False, stress=True)
         grade = MaxVolGrade(self.trainer.cache, training, regularization=self.regularization)
         grades = np.asarray(grade.estimate(visited).per_structure)
         rng = np.random.default_rng([self.seed, 2, len(training), round_])
         members = self.trainer.fit_committee(training, self.committee, rng, resample="structures")
-        stress_sd = np.asarray(
-            StressCommitteeUncertainty(self.trainer.cache, members).estimate(visited).per_structure
-        )
+        committee = StressCommitteeUncertainty(self.trainer.cache, members)
+        stresses = committee.member_stresses(visited)  # (S, M, 6), GPa
+        stress_sd = np.asarray(committee.estimate(visited, stresses).per_structure)
+        predicted, component_sd = spread(stresses.transpose(1, 0, 2), ddof=1)
         configuration = np.maximum(grades / self.threshold, stress_sd / self.stress_tolerance)
-        spread: dict[str, float] = {}
+        property_sd: dict[str, float] = {}
         relative: dict[str, float] = {}
         property_score = float("inf")
-        stresses = np.stack([(r.stress @ members.T).T for r in rows]) / GPa  # (S, M, 6)
-        reference = np.stack(
-            [r.reference_stress if r.reference_stress is not None else np.zeros(6) for r in rows]
-        )
-        predicted = stresses.mean(axis=1) + reference / GPa
-        component_sd = stresses.std(axis=1, ddof=1)
         if properties is not None:
             alpha = self.calibration_factor()
-            spread = {
+            property_sd = {
                 k: alpha * v
                 for k, v in property_spread(properties, visited, stresses, self.spec).items()
             }
-            relative = relative_spread(properties, spread)
+            relative = relative_spread(properties, property_sd)
             property_score = max(
                 (
                     self.confidence * relative[q] / tol
@@ -449,7 +449,7 @@ class LearnedProperties:
             configuration,
             grades,
             stress_sd,
-            spread,
+            property_sd,
             relative,
             property_score,
             max(float(grades.max()) / self.threshold, property_score),

@@ -18,7 +18,11 @@ from matforge.active.store import ActiveStore
 from matforge.core.errors import ConfigError
 from matforge.design.atomistic import AlloyProperties, SupercellSpec, alloy_properties
 from matforge.design.learned_properties import LearnedProperties, composition_key
-from matforge.design.property_uncertainty import property_spread, relative_spread
+from matforge.design.property_uncertainty import (
+    property_residual,
+    property_spread,
+    relative_spread,
+)
 from matforge.design.strength import VarvenneCurtin, strength_from_properties
 from matforge.mlip.calculator import MatforgeCalculator
 from matforge.mlip.job import SnapConfig, snap_potential
@@ -245,3 +249,74 @@ def test_first_order_property_spread_equals_the_members_own_properties(tmp_path)
     assert relative["c44"] == pytest.approx(estimate["c44"] / main.c44)
     with pytest.raises(ValueError, match="stresses must be"):
         property_spread(main, visited, stresses[:, :, :3], spec)
+    # the same propagation from the potential's stresses to EMT's on these configurations
+    # moves each property to EMT's own (EMT relaxing every cell itself), signs included
+    coefficients = fitted.model.coefficients.detach().numpy().reshape(-1)
+    own_stress = np.stack([r.stress @ coefficients for r in rows]) / GPa
+    emt = []
+    for atoms in visited:
+        single = atoms.copy()
+        single.calc = EMT()
+        emt.append(single.get_stress(voigt=True) / GPa)
+    change = property_residual(main, visited, own_stress, np.array(emt), spec)
+    ref = alloy_properties(composition, EMT, spec)
+    for name in ("lattice_constant", "c11", "c12", "c44"):
+        before = abs(getattr(main, name) - getattr(ref, name))
+        after = abs(getattr(main, name) + change[name] - getattr(ref, name))
+        assert after <= 0.2 * before + 1e-3 * abs(getattr(ref, name)), name
+
+
+def test_residual_acceptance_measures_each_answers_error_on_its_own_labels(tmp_path):
+    """acceptance="residual": every configuration an answer rests on is labelled, and the
+    error measured against those labels is the answer's error against EMT's own run (EMT
+    relaxing every cell itself) up to how differently EMT relaxes the positions."""
+    oracle = CountingOracle()
+    with ExecutorSpec(kind="serial").runner(oracle) as runner:
+        learned = learner(tmp_path / "r.db", oracle, runner, acceptance="residual", margin=0.5)
+        for composition in ({"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Ni": 0.25}):
+            answer = learned(composition)
+            ref = alloy_properties(composition, EMT, SPEC)
+            got = answer.properties
+            assert (answer.source, answer.trusted) == ("potential", True)
+            assert set(answer.residual) == {"lattice_constant", "c11", "c12", "c44", "misfit"}
+            for name, tolerance in learned.tolerances.items():
+                assert answer.residual[name] <= 0.5 * tolerance, name
+            for name in ("lattice_constant", "c11", "c12", "c44"):
+                actual = abs(getattr(got, name) / getattr(ref, name) - 1)
+                assert abs(answer.residual[name] - actual) < 2e-3, name
+            rms = math.sqrt(sum(c * ref.misfit_volumes[e] ** 2 for e, c in ref.composition.items()))
+            actual = max(
+                abs(got.misfit_volumes[e] - ref.misfit_volumes[e]) / rms for e in composition
+            )
+            assert abs(answer.residual["misfit"] - actual) < 0.02
+            # each round labelled every configuration (cell, 12 strains, 1 swap here)
+            assert answer.labels >= 14 * answer.rounds
+    assert oracle.calls == learned.store.count(role="train", status="labelled")
+    # local_weight: the potential that answers a composition fits that composition's own
+    # labels more closely than the global fit does
+    key = composition_key({"Cu": 0.5, "Ni": 0.5})
+    own = [a for a in learned.training() if a.info.get("composition") == key]
+    assert learned.potential_for(key) is learned.fitted()
+    learned.local_weight = 10.0
+    local = learned.potential_for(key)
+    assert local is not learned.fitted()
+
+    def stress_error(potential):  # type: ignore[no-untyped-def]
+        c = potential.model.coefficients.detach().numpy().reshape(-1)
+        rows = learned.trainer.cache.rows(own, forces=False, stress=True)
+        return np.sqrt(
+            np.mean(
+                [
+                    (r.stress @ c - a.get_stress(voigt=True)) ** 2
+                    for r, a in zip(rows, own, strict=True)
+                ]
+            )
+        )
+
+    assert stress_error(local) < 0.8 * stress_error(learned.fitted())
+    with pytest.raises(ConfigError, match="local_weight"):
+        learner(tmp_path / "bad.db", oracle, None, local_weight=0.5)
+    with pytest.raises(ConfigError, match="acceptance"):
+        learner(tmp_path / "bad.db", oracle, None, acceptance="vote")
+    with pytest.raises(ConfigError, match="margin"):
+        learner(tmp_path / "bad.db", oracle, None, margin=0.0)

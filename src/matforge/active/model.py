@@ -147,17 +147,23 @@ class LinearTrainer:
         rng: np.random.Generator,
         *,
         resample: Resample = "atoms",
+        system: WeightedSystem | None = None,
+        row_weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Coefficients (size, K) of `size` fits on bootstrap resamples."""
+        """Coefficients (size, K) of `size` fits on bootstrap resamples (`system`: this
+        trainer's `system(labelled)` when the caller has it; `row_weights` multiply the
+        bootstrap counts, as they weight `solve`)."""
         if size < 2:
             raise ConfigError(f"a committee needs at least 2 members, got {size}")
-        system = self.system(labelled)
+        system = system if system is not None else self.system(labelled)
         units = system.unit if resample == "atoms" else system.structure
         n_units = int(units.max()) + 1
         members = []
         for _ in range(size):
-            counts = bootstrap_counts(rng, n_units)
-            members.append(self.solve(system, counts[units].astype(float)))
+            weights = bootstrap_counts(rng, n_units)[units].astype(float)
+            if row_weights is not None:
+                weights = weights * row_weights
+            members.append(self.solve(system, weights))
         return np.stack(members)
 
 

@@ -62,6 +62,22 @@ class AtomisticSettings(StrictModel):
     calibrate: bool = Field(
         True, description="scale committee spreads by the labels' out-of-sample residuals"
     )
+    acceptance: Literal["committee", "residual"] = Field(
+        "committee",
+        description="committee: an answer stands on the committee's spread of the "
+        "properties; residual: every round labels all configurations an answer rests on, "
+        "and it stands when the error measured against those labels is within `margin` of "
+        "the tolerances",
+    )
+    margin: float = Field(
+        0.5, gt=0, le=1, description="fraction of each tolerance a measured error may use"
+    )
+    local_weight: float = Field(
+        1.0,
+        ge=1.0,
+        description="the potential answering a composition weights that composition's own "
+        "labels this many times more (1: one global fit answers all)",
+    )
     committee: int = Field(8, ge=2, le=64)
     batch_size: int = Field(8, ge=1, le=100)
     max_rounds: int = Field(8, ge=1, le=100)
@@ -206,6 +222,9 @@ def learned_properties(
         tolerances=dict(settings.tolerances),
         confidence=settings.confidence,
         calibrate=settings.calibrate,
+        acceptance=settings.acceptance,
+        margin=settings.margin,
+        local_weight=settings.local_weight,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),
         alpha=settings.alpha,

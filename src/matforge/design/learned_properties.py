@@ -18,11 +18,17 @@ pieces:
    `confidence` standard deviations, the spreads scaled by a calibration factor fitted on
    the stress residuals of every label against the committee that chose it
    (`calibration_factor`);
-4. the answer stands once no grade is above `threshold` and every property's spread is
-   within its tolerance. Otherwise the `batch_size` configurations of highest score (those
-   above 1 first; the last state of a relaxation that failed always) go to the oracle
-   through an `OracleRunner` (serial, or a Dask cluster), the labels land in the store,
-   and 1-4 run again. After `max_rounds` refits, or
+4. with `acceptance="committee"` the answer stands once no grade is above `threshold` and
+   every property's spread is within its tolerance. Otherwise the `batch_size`
+   configurations of highest score (those above 1 first; the last state of a relaxation
+   that failed always) go to the oracle through an `OracleRunner` (serial, or a Dask
+   cluster), the labels land in the store, and 1-4 run again. With
+   `acceptance="residual"` every round labels all the configurations the answer rests on
+   (single points: 19 for a four-element alloy, against some 400 calls to compute the
+   properties with the oracle), and the answer stands when its error measured against
+   those labels (`property_uncertainty.property_residual`: the potential's stresses
+   replaced by the oracle's) is within `margin` times each tolerance; the committee then
+   only reports. After `max_rounds` refits, or
    when the potential still cannot relax the composition, the oracle's calculator computes
    the properties directly (`source = "oracle"`, its calls counted in `direct_calls`):
    the design never rests on a number the potential could not vouch for. With
@@ -66,6 +72,7 @@ from matforge.design.atomistic import (
 from matforge.design.property_uncertainty import (
     DEFAULT_TOLERANCES,
     QUANTITIES,
+    property_residual,
     property_spread,
     relative_spread,
 )
@@ -73,9 +80,16 @@ from matforge.mlip.potential import Potential
 
 log = get_logger(__name__)
 
-__all__ = ["UNTRUSTED_POLICIES", "LearnedAnswer", "LearnedProperties", "composition_key"]
+__all__ = [
+    "ACCEPTANCE_RULES",
+    "UNTRUSTED_POLICIES",
+    "LearnedAnswer",
+    "LearnedProperties",
+    "composition_key",
+]
 
 UNTRUSTED_POLICIES = ("oracle", "flag")
+ACCEPTANCE_RULES = ("committee", "residual")
 
 
 def composition_key(composition: Mapping[str, float], digits: int = 6) -> str:
@@ -115,6 +129,9 @@ class LearnedAnswer:
     # committee sd of each property at the final fit (A, GPa, A^3; `property_spread`)
     uncertainty: dict[str, float] = field(default_factory=dict)
     verified: AlloyProperties | None = None  # the oracle's own, when confirmed (`verify`)
+    # acceptance "residual": each property's error measured against the oracle's labels of
+    # the configurations the answer rests on (relative, as the tolerances)
+    residual: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +175,16 @@ class LearnedProperties:
     # scale the committee's spreads by a factor fitted on each new label's stress residual
     # against the committee that chose it (out of sample: before the refit)
     calibrate: bool = True
+    # "committee": an answer stands on the committee's spread (labels only where it is
+    # unsure); "residual": every round labels all the configurations the answer rests on
+    # and it stands when the error measured against those labels is within `margin` of
+    # each tolerance (the rest is left for what the labels do not measure: the oracle
+    # would relax the atoms' positions a little differently)
+    acceptance: str = "committee"
+    margin: float = 0.5
+    # the potential that answers a composition weights that composition's own labels this
+    # many times more than the rest (1: one global fit answers every composition)
+    local_weight: float = 1.0
     answers: dict[str, LearnedAnswer] = field(default_factory=dict, init=False)
     curve: list[dict[str, Any]] = field(default_factory=list, init=False)
 
@@ -173,6 +200,14 @@ class LearnedProperties:
                 f"threshold {self.threshold}: a MaxVol grade <= 1 is interpolation; "
                 "the threshold must be above 1"
             )
+        if self.acceptance not in ACCEPTANCE_RULES:
+            raise ConfigError(
+                f"acceptance: {self.acceptance!r} is not one of {list(ACCEPTANCE_RULES)}"
+            )
+        if self.local_weight < 1:
+            raise ConfigError(f"local_weight {self.local_weight}: must be >= 1")
+        if not 0 < self.margin <= 1:
+            raise ConfigError(f"margin {self.margin}: a fraction of the tolerances, in (0, 1]")
         if self.untrusted not in UNTRUSTED_POLICIES:
             raise ConfigError(
                 f"untrusted: {self.untrusted!r} is not one of {list(UNTRUSTED_POLICIES)}"
@@ -185,6 +220,8 @@ class LearnedProperties:
         self.direct_calls = int(meta.get("direct_calls", 0))
         self.calibration = list(meta.get("calibration", [0.0, 0]))  # sum of z^2, count
         self._fitted: Potential | None = None
+        self._system: Any = None  # the global fit's weighted system (`LinearTrainer.system`)
+        self._local: dict[str, Potential] = {}
         self._training: list[Atoms] | None = None
         self._fitted_on = -1
 
@@ -235,9 +272,34 @@ class LearnedProperties:
         if not training:
             raise ConfigError(f"{self.store.url}: every oracle call of the initial set failed")
         if self._fitted is None or self._fitted_on != len(training):
-            self._fitted = self.trainer.fit(training)
+            self._system = self.trainer.system(training)
+            self._fitted = self.trainer.with_coefficients(self.trainer.solve(self._system))
             self._fitted_on = len(training)
+            self._local = {}
         return self._fitted
+
+    def _row_weights(self, key: str) -> np.ndarray | None:
+        """Row weights of the fit that answers composition `key` (None: the global fit)."""
+        if self.local_weight == 1:
+            return None
+        training = self.training()
+        own = np.array([a.info.get("composition") == key for a in training])
+        if not own.any():
+            return None
+        return np.where(own[self._system.structure], self.local_weight, 1.0)
+
+    def potential_for(self, key: str) -> Potential:
+        """The potential that answers composition `key`: the global fit, or with
+        `local_weight` > 1 the fit that weights the composition's own labels more."""
+        potential = self.fitted()
+        weights = self._row_weights(key)
+        if weights is None:
+            return potential
+        if key not in self._local:
+            self._local = {
+                key: self.trainer.with_coefficients(self.trainer.solve(self._system, weights))
+            }
+        return self._local[key]
 
     # -- one composition -------------------------------------------------------------------
     def _compute(
@@ -247,12 +309,13 @@ class LearnedProperties:
         and the configurations they rest on (with the failed relaxation's last state)."""
         from matforge.mlip.calculator import MatforgeCalculator
 
-        potential = self.fitted()
+        key = composition_key(composition)
+        potential = self.potential_for(key)
         potential.backend = self.backend
         visited: list[Atoms] = []
 
         def observe(step: str, atoms: Atoms) -> None:
-            atoms.info.update(uid=new_uid(), step=step)
+            atoms.info.update(uid=new_uid(), step=step, composition=key)
             visited.append(atoms)
 
         try:
@@ -296,28 +359,25 @@ class LearnedProperties:
             properties, visited = self._compute(composition)
             training = self.training()
             scores = self._scores(properties, visited, training, rounds)
-            worst = scores.answer_score
-            self._record(key, rounds, scores, len(visited), len(training), properties is None)
+            residual: dict[str, float] = {}
+            if self.acceptance == "residual":
+                # every configuration is labelled, before the verdict: the labels are the
+                # measurement (and the next fit's data when the answer does not stand)
+                predicted = self._own_stresses(visited)
+                self._add_labels(key, scores, list(range(len(visited))), visited, training)
+                residual = self._measured(properties, visited, predicted)
+                worst = self._residual_score(residual)
+            else:
+                worst = scores.answer_score
+            self._record(
+                key, rounds, scores, len(visited), len(training), properties is None, residual
+            )
             done = properties is not None and worst <= 1.0
             if done or rounds >= self.max_rounds:
                 break
-            picked = self._pick(scores, failed=properties is None, last=len(visited) - 1)
-            chosen = [visited[i] for i in picked]
-            self.store.add_pending(
-                chosen,
-                role="train",
-                iteration=len(self.curve),
-                reasons=[
-                    f"grade {scores.grades[i]:.3g}, stress sd {scores.stress_sd[i]:.3g} GPa"
-                    for i in picked
-                ],
-                measure="maxvol+stress_committee",
-                uncertainties=[float(scores.configuration[i]) for i in picked],
-                keys=[{"composition": key, "step": a.info["step"]} for a in chosen],
-            )
-            self.trainer.cache.retain({a.info["uid"] for a in [*training, *chosen]})
-            self._label_pending()
-            self._update_calibration(scores, picked, chosen)
+            if self.acceptance == "committee":
+                picked = self._pick(scores, failed=properties is None, last=len(visited) - 1)
+                self._add_labels(key, scores, picked, visited, training)
         source = "potential"
         why = ""
         if properties is None:
@@ -350,6 +410,7 @@ class LearnedProperties:
             time.perf_counter() - started,
             source,
             scores.spread if source == "potential" else {},
+            residual=residual if source == "potential" else {},
         )
         self.answers[key] = answer
         self.store.update_metadata(
@@ -359,6 +420,74 @@ class LearnedProperties:
             calibration=self.calibration,
         )
         return answer
+
+    def _add_labels(
+        self,
+        key: str,
+        scores: _Scores,
+        picked: list[int],
+        visited: list[Atoms],
+        training: list[Atoms],
+    ) -> None:
+        """Labels `visited[picked]` by the oracle (into the store) and adds their stress
+        residuals to the committee's calibration."""
+        chosen = [visited[i] for i in picked]
+        self.store.add_pending(
+            chosen,
+            role="train",
+            iteration=len(self.curve),
+            reasons=[
+                f"grade {scores.grades[i]:.3g}, stress sd {scores.stress_sd[i]:.3g} GPa"
+                for i in picked
+            ],
+            measure="maxvol+stress_committee",
+            uncertainties=[float(scores.configuration[i]) for i in picked],
+            keys=[{"composition": key, "step": a.info["step"]} for a in chosen],
+        )
+        self.trainer.cache.retain({a.info["uid"] for a in [*training, *chosen]})
+        self._label_pending()
+        self._update_calibration(scores, picked, chosen)
+
+    def _own_stresses(self, visited: list[Atoms]) -> np.ndarray:
+        """The current fit's stresses on `visited` (S, 6), GPa (before new labels refit it)."""
+        from ase.units import GPa
+
+        key = visited[0].info["composition"] if visited else ""
+        potential = self.potential_for(key)
+        coefficients = potential.model.coefficients.detach().cpu().numpy().reshape(-1)
+        out = []
+        for r in self.trainer.cache.rows(visited, forces=False, stress=True):
+            reference = r.reference_stress if r.reference_stress is not None else 0.0
+            out.append((r.stress @ coefficients + reference) / GPa)
+        return np.array(out)
+
+    def _measured(
+        self, properties: AlloyProperties | None, visited: list[Atoms], predicted: np.ndarray
+    ) -> dict[str, float]:
+        """Each property's error (relative, as the tolerances) from the potential's
+        stresses `predicted` (`_own_stresses`), against the oracle's labels of `visited`;
+        empty when a relaxation failed or a label is missing (then the answer cannot
+        stand)."""
+        from ase.units import GPa
+
+        if properties is None:
+            return {}
+        labelled = {a.info.get("uid"): a for a in self.training()}
+        labels = [labelled.get(a.info["uid"]) for a in visited]
+        if any(a is None or a.calc is None or "stress" not in a.calc.results for a in labels):
+            return {}  # a failed oracle call: nothing measured
+        reference = np.array([a.get_stress(voigt=True) / GPa for a in labels])
+        change = property_residual(properties, visited, predicted, reference, self.spec)
+        return relative_spread(properties, {k: abs(v) for k, v in change.items()})
+
+    def _residual_score(self, residual: dict[str, float]) -> float:
+        """max over quantities of measured error / (margin * tolerance); inf when nothing
+        was measured."""
+        if not residual:
+            return float("inf")
+        return max(
+            residual[q] / (self.margin * tol) for q, tol in self.tolerances.items() if q in residual
+        )
 
     def calibration_factor(self) -> float:
         """The factor the committee's spreads are scaled by: from the residuals z = (oracle
@@ -421,7 +550,16 @@ class LearnedProperties:
         grade = MaxVolGrade(self.trainer.cache, training, regularization=self.regularization)
         grades = np.asarray(grade.estimate(visited).per_structure)
         rng = np.random.default_rng([self.seed, 2, len(training), round_])
-        members = self.trainer.fit_committee(training, self.committee, rng, resample="structures")
+        self.fitted()
+        key = visited[0].info.get("composition", "") if visited else ""
+        members = self.trainer.fit_committee(
+            training,
+            self.committee,
+            rng,
+            resample="structures",
+            system=self._system,
+            row_weights=self._row_weights(key),
+        )
         committee = StressCommitteeUncertainty(self.trainer.cache, members)
         stresses = committee.member_stresses(visited)  # (S, M, 6), GPa
         stress_sd = np.asarray(committee.estimate(visited, stresses).per_structure)
@@ -465,6 +603,7 @@ class LearnedProperties:
         configurations: int,
         labels: int,
         failed: bool,
+        residual: dict[str, float],
     ) -> None:
         self.curve.append(
             {
@@ -480,6 +619,7 @@ class LearnedProperties:
                 "property_score": scores.property_score,
                 "calibration_factor": self.calibration_factor(),
                 **{f"relative_sd_{q}": v for q, v in scores.relative.items()},
+                **{f"measured_error_{q}": v for q, v in residual.items()},
             }
         )
 

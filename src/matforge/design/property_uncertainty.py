@@ -16,6 +16,11 @@ first order about the configurations the fitted potential relaxed:
 Each member's deviation from the committee mean gives the standard deviation of every
 quantity (ddof 1); the relaxation of the atoms' positions under each member is not redone
 (a second-order change).
+
+`property_residual` runs the same propagation on the difference between the oracle's
+stresses on those configurations (their labels) and the potential's own: the error of each
+property that comes from the potential's stresses, measured rather than estimated. What it
+leaves out is that the oracle would relax the atoms' positions a little differently.
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from ase import Atoms
 
 from matforge.design.atomistic import AlloyProperties, SupercellSpec
 
-__all__ = ["DEFAULT_TOLERANCES", "QUANTITIES", "property_spread", "relative_spread"]
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "QUANTITIES",
+    "property_deviations",
+    "property_residual",
+    "property_spread",
+    "relative_spread",
+]
 
 QUANTITIES = ("lattice_constant", "c11", "c12", "c44", "misfit")
 # relative; misfit: of the alloy's rms misfit (the closed-loop issue's tolerances)
@@ -50,11 +62,45 @@ def property_spread(
     C44 (GPa) and, per element, the misfit volume (A^3, keys ``misfit:<element>``).
     `stresses` (configurations, members, 6): each member's stress on `visited` in GPa, ASE
     convention (Voigt xx yy zz yz xz xy)."""
+    stresses = _checked(stresses, len(visited))
+    deviation = stresses - stresses.mean(axis=1, keepdims=True)
+    changes = property_deviations(properties, visited, deviation, spec)
+    return {key: float(np.std(values, ddof=1)) for key, values in changes.items()}
+
+
+def property_residual(
+    properties: AlloyProperties,
+    visited: Sequence[Atoms],
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    spec: SupercellSpec,
+) -> dict[str, float]:
+    """How much each property (keys as `property_spread`) changes, to first order, when the
+    potential's stresses on `visited` (`predicted`, (configurations, 6), GPa) are replaced
+    by the oracle's (`reference`, same shape): signed, in the property's unit."""
+    predicted = _checked(np.asarray(predicted, dtype=float)[:, None, :], len(visited))
+    reference = _checked(np.asarray(reference, dtype=float)[:, None, :], len(visited))
+    changes = property_deviations(properties, visited, reference - predicted, spec)
+    return {key: float(values[0]) for key, values in changes.items()}
+
+
+def _checked(stresses: np.ndarray, configurations: int) -> np.ndarray:
     stresses = np.asarray(stresses, dtype=float)
-    if stresses.ndim != 3 or stresses.shape[0] != len(visited) or stresses.shape[2] != 6:
-        raise ValueError(f"stresses must be ({len(visited)}, members, 6), got {stresses.shape}")
-    deviation = stresses - stresses.mean(axis=1, keepdims=True)  # (S, M, 6)
-    members = stresses.shape[1]
+    if stresses.ndim != 3 or stresses.shape[0] != configurations or stresses.shape[2] != 6:
+        raise ValueError(f"stresses must be ({configurations}, members, 6), got {stresses.shape}")
+    return stresses
+
+
+def property_deviations(
+    properties: AlloyProperties,
+    visited: Sequence[Atoms],
+    deviation: np.ndarray,
+    spec: SupercellSpec,
+) -> dict[str, np.ndarray]:
+    """The first-order change of each property (keys as `property_spread`; one value per
+    member) for stress deviations (configurations, members, 6) in GPa on `visited`,
+    averaged over the realizations as `alloy_properties` averages the properties."""
+    members = deviation.shape[1]
     bulk = (properties.c11 + 2 * properties.c12) / 3
     fractions = properties.composition
     realizations = sorted({int(a.info.get("realization", 0)) for a in visited})
@@ -103,10 +149,7 @@ def property_spread(
                     )
         per_realization.append(found)
     keys = set.intersection(*(set(f) for f in per_realization)) if per_realization else set()
-    return {
-        key: float(np.std(np.mean([f[key] for f in per_realization], axis=0), ddof=1))
-        for key in sorted(keys)
-    }
+    return {key: np.mean([f[key] for f in per_realization], axis=0) for key in sorted(keys)}
 
 
 def relative_spread(properties: AlloyProperties, spread: dict[str, float]) -> dict[str, float]:

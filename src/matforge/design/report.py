@@ -117,6 +117,8 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
                 "c44_GPa": p.c44,
                 **{f"misfit_{e}_A3": v for e, v in p.misfit_volumes.items()},
                 **{f"committee_sd_{k}": v for k, v in answer.uncertainty.items()},
+                # acceptance "residual": relative error against the answer's own labels
+                **{f"measured_error_{k}": v for k, v in answer.residual.items()},
                 "sigma_y_MPa": strength["sigma_y"],
                 "verified_sigma_y_MPa": oracle.verified.get(
                     composition_key(composition), float("nan")
@@ -145,6 +147,7 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "untrusted": summary["untrusted"],
         "verified": oracle.verified,
         "committee_calibration_factor": summary["calibration_factor"],
+        "acceptance": learned.acceptance,
         "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),
     }
@@ -167,6 +170,9 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
                 # the potential's own uncertainty: committee sd of each property (A, GPa,
                 # A^3); empty when the oracle computed the alloy directly
                 "committee_sd": answer.uncertainty,
+                # acceptance "residual": each property's relative error measured against
+                # the oracle's labels of the configurations the answer rests on
+                "measured_error": answer.residual,
                 "trusted": answer.trusted,
                 "max_score": answer.max_score,
                 "source": answer.source,

@@ -66,7 +66,10 @@ def test_runner_keeps_results_when_calls_fail_or_time_out():
     jobs = list(enumerate(_cells(32, 31, 30, 32)))
     results, failures = {}, []
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        # three workers: the hanging call's two attempts keep two busy for 30 s each, and
+        # the failing call's retry must not wait behind them (its timeout counts queueing;
+        # on a loaded 2-core machine it did)
+        LocalCluster(n_workers=3, threads_per_worker=1, dashboard_address=None) as cluster,
         OracleRunner(
             SlowFlakyOracle(0.1), address=cluster.scheduler_address, timeout_s=3.0, retries=1
         ) as runner,

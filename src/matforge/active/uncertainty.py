@@ -94,6 +94,25 @@ class CommitteeUncertainty:
         return _committee_statistics(energies, forces)
 
 
+def linear_stresses(
+    cache: DesignCache, structures: Sequence[Atoms], coefficients: np.ndarray
+) -> np.ndarray:
+    """The stress of each coefficient set (M, K) of a linear potential on each periodic
+    structure (S, M, 6), GPa, Voigt, ASE's sign, reference potential included."""
+    from ase.units import GPa
+
+    coefficients = np.atleast_2d(coefficients)
+    out = []
+    for r in cache.rows(structures, forces=False, stress=True):
+        if r.stress is None:
+            raise ValueError("the stress committee needs periodic cells")
+        stresses = (r.stress @ coefficients.T).T  # (M, 6)
+        if r.reference_stress is not None:
+            stresses = stresses + r.reference_stress
+        out.append(stresses / GPa)
+    return np.stack(out) if out else np.zeros((0, len(coefficients), 6))
+
+
 class LinearCommitteeUncertainty:
     """The committee measure for linear members given as coefficient sets (M, K)."""
 
@@ -122,17 +141,7 @@ class StressCommitteeUncertainty(LinearCommitteeUncertainty):
 
     def member_stresses(self, structures: Sequence[Atoms]) -> np.ndarray:
         """Each member's stress on each structure (S, M, 6), GPa, Voigt, ASE's sign."""
-        from ase.units import GPa
-
-        out = []
-        for r in self.cache.rows(structures, forces=False, stress=True):
-            if r.stress is None:
-                raise ValueError("the stress committee needs periodic cells")
-            stresses = (r.stress @ self.coefficients.T).T  # (M, 6)
-            if r.reference_stress is not None:
-                stresses = stresses + r.reference_stress
-            out.append(stresses / GPa)
-        return np.stack(out) if out else np.zeros((0, len(self.coefficients), 6))
+        return linear_stresses(self.cache, structures, self.coefficients)
 
     def estimate(
         self, structures: Sequence[Atoms], stresses: np.ndarray | None = None

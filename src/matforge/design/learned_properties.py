@@ -57,7 +57,11 @@ from matforge.active.model import LinearTrainer, RowWeights
 from matforge.active.oracle import Oracle
 from matforge.active.parallel import OracleRunner
 from matforge.active.store import ActiveStore, new_uid
-from matforge.active.uncertainty import MaxVolGrade, StressCommitteeUncertainty
+from matforge.active.uncertainty import (
+    MaxVolGrade,
+    StressCommitteeUncertainty,
+    linear_stresses,
+)
 from matforge.core.ensemble import spread
 from matforge.core.errors import ConfigError
 from matforge.core.progress import get_logger
@@ -358,12 +362,12 @@ class LearnedProperties:
             rounds += 1
             properties, visited = self._compute(composition)
             training = self.training()
-            scores = self._scores(properties, visited, training, rounds)
+            scores = self._scores(key, properties, visited, training, rounds)
             residual: dict[str, float] = {}
             if self.acceptance == "residual":
                 # every configuration is labelled, before the verdict: the labels are the
                 # measurement (and the next fit's data when the answer does not stand)
-                predicted = self._own_stresses(visited)
+                predicted = self._own_stresses(key, visited)
                 self._add_labels(key, scores, list(range(len(visited))), visited, training)
                 residual = self._measured(properties, visited, predicted)
                 worst = self._residual_score(residual)
@@ -448,18 +452,11 @@ class LearnedProperties:
         self._label_pending()
         self._update_calibration(scores, picked, chosen)
 
-    def _own_stresses(self, visited: list[Atoms]) -> np.ndarray:
-        """The current fit's stresses on `visited` (S, 6), GPa (before new labels refit it)."""
-        from ase.units import GPa
-
-        key = visited[0].info["composition"] if visited else ""
-        potential = self.potential_for(key)
-        coefficients = potential.model.coefficients.detach().cpu().numpy().reshape(-1)
-        out = []
-        for r in self.trainer.cache.rows(visited, forces=False, stress=True):
-            reference = r.reference_stress if r.reference_stress is not None else 0.0
-            out.append((r.stress @ coefficients + reference) / GPa)
-        return np.array(out)
+    def _own_stresses(self, key: str, visited: list[Atoms]) -> np.ndarray:
+        """The stresses on `visited` (S, 6), GPa, of the fit that answers `key` (before new
+        labels refit it)."""
+        coefficients = self.potential_for(key).model.coefficients.detach().cpu().numpy()
+        return linear_stresses(self.trainer.cache, visited, coefficients.reshape(1, -1))[:, 0]
 
     def _measured(
         self, properties: AlloyProperties | None, visited: list[Atoms], predicted: np.ndarray
@@ -537,6 +534,7 @@ class LearnedProperties:
 
     def _scores(
         self,
+        key: str,
         properties: AlloyProperties | None,
         visited: list[Atoms],
         training: list[Atoms],
@@ -550,8 +548,6 @@ class LearnedProperties:
         grade = MaxVolGrade(self.trainer.cache, training, regularization=self.regularization)
         grades = np.asarray(grade.estimate(visited).per_structure)
         rng = np.random.default_rng([self.seed, 2, len(training), round_])
-        self.fitted()
-        key = visited[0].info.get("composition", "") if visited else ""
         members = self.trainer.fit_committee(
             training,
             self.committee,

@@ -19,7 +19,8 @@ fresh database. Reported:
   misfit sqrt(sum_n c_n dV_n^2), since single misfits cross 0);
   property_error_pct is the largest of the per-quantity maxima; and how often the error is
   within 2 committee standard deviations (`design.property_uncertainty`).
-Ends with one line `BENCHMARK {...}`; the JSON goes to benchmarks/results/closed_loop.json.
+Ends with one line `BENCHMARK {...}`; the JSON goes to `--out`
+(benchmarks/results/closed_loop.json).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="examples/design_closed_loop.yaml")
+    parser.add_argument("--out", default="benchmarks/results/closed_loop.json")
     args = parser.parse_args()
     config = DesignJobConfig(**yaml.safe_load(Path(args.config).read_text()))
     settings = config.oracle.atomistic
@@ -265,9 +267,9 @@ def main() -> None:
         "calphad_unconverged": feasibility.unconverged,
         "torch_threads": torch.get_num_threads(),
     }
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "closed_loop.json").write_text(json.dumps(figures, indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
     print("BENCHMARK " + json.dumps(figures))
 
 

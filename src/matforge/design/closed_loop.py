@@ -72,6 +72,12 @@ class AtomisticSettings(StrictModel):
     margin: float = Field(
         0.5, gt=0, le=1, description="fraction of each tolerance a measured error may use"
     )
+    relax_residual: bool = Field(
+        True,
+        description="residual acceptance: measure the error by relaxing every configuration "
+        "again under the labels' forces and stresses (positions included), else to first "
+        "order in the stresses",
+    )
     local_weight: float = Field(
         1.0,
         ge=1.0,
@@ -224,6 +230,7 @@ def learned_properties(
         calibrate=settings.calibrate,
         acceptance=settings.acceptance,
         margin=settings.margin,
+        relax_residual=settings.relax_residual,
         local_weight=settings.local_weight,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),

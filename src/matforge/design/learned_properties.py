@@ -26,14 +26,17 @@ pieces:
    `acceptance="residual"` every round labels all the configurations the answer rests on
    (single points: 19 for a four-element alloy, against some 400 calls to compute the
    properties with the oracle), and the answer stands when its error measured against
-   those labels (`property_uncertainty.property_residual`: the potential's stresses
-   replaced by the oracle's) is within `margin` times each tolerance; the committee then
-   only reports. After `max_rounds` refits, or
-   when the potential still cannot relax the composition, the oracle's calculator computes
-   the properties directly (`source = "oracle"`, its calls counted in `direct_calls`):
-   the design never rests on a number the potential could not vouch for. With
-   `untrusted="flag"` a potential answer that is still uncertain is returned instead,
-   flagged `trusted = False` (cheaper, for exploration).
+   those labels is within `margin` times each tolerance; the committee then only
+   reports. The error is measured by relaxing every configuration again under the
+   potential plus the labels' corrections (`property_uncertainty.relaxed_residual`: the
+   oracle's forces and stress in place of the potential's, so the positions' part is in),
+   or with `relax_residual=False` to first order in the stresses alone
+   (`property_residual`, which leaves out that the oracle relaxes positions differently).
+   After `max_rounds` refits, or when the potential still cannot relax the composition,
+   the oracle's calculator computes the properties directly (`source = "oracle"`, its
+   calls counted in `direct_calls`): the design never rests on a number the potential
+   could not vouch for. With `untrusted="flag"` a potential answer that is still
+   uncertain is returned instead, flagged `trusted = False` (cheaper, for exploration).
 
 The store is the memory: labels are written as they arrive (a killed run keeps them and a
 restart labels only what was pending), and each finished answer is kept in the store's
@@ -79,6 +82,7 @@ from matforge.design.property_uncertainty import (
     property_residual,
     property_spread,
     relative_spread,
+    relaxed_residual,
 )
 from matforge.mlip.potential import Potential
 
@@ -186,6 +190,10 @@ class LearnedProperties:
     # would relax the atoms' positions a little differently)
     acceptance: str = "committee"
     margin: float = 0.5
+    # residual acceptance: measure the error by relaxing again under the labels' forces
+    # and stresses (positions included; one more set of potential relaxations per round),
+    # or to first order in the stresses alone
+    relax_residual: bool = True
     # the potential that answers a composition weights that composition's own labels this
     # many times more than the rest (1: one global fit answers every composition)
     local_weight: float = 1.0
@@ -367,9 +375,10 @@ class LearnedProperties:
             if self.acceptance == "residual":
                 # every configuration is labelled, before the verdict: the labels are the
                 # measurement (and the next fit's data when the answer does not stand)
+                answering = self.potential_for(key)  # before the labels refit it
                 predicted = self._own_stresses(key, visited)
                 self._add_labels(key, scores, list(range(len(visited))), visited, training)
-                residual = self._measured(properties, visited, predicted)
+                residual = self._measured(composition, properties, visited, predicted, answering)
                 worst = self._residual_score(residual)
             else:
                 worst = scores.answer_score
@@ -459,22 +468,51 @@ class LearnedProperties:
         return linear_stresses(self.trainer.cache, visited, coefficients.reshape(1, -1))[:, 0]
 
     def _measured(
-        self, properties: AlloyProperties | None, visited: list[Atoms], predicted: np.ndarray
+        self,
+        composition: Mapping[str, float],
+        properties: AlloyProperties | None,
+        visited: list[Atoms],
+        predicted: np.ndarray,
+        answering: Potential,
     ) -> dict[str, float]:
-        """Each property's error (relative, as the tolerances) from the potential's
-        stresses `predicted` (`_own_stresses`), against the oracle's labels of `visited`;
-        empty when a relaxation failed or a label is missing (then the answer cannot
-        stand)."""
+        """Each property's error (relative, as the tolerances) against the oracle's labels
+        of `visited`: relaxed again under them (`relax_residual`), or to first order from
+        the potential's stresses `predicted` (`_own_stresses`). Empty when a relaxation
+        failed or a label is missing (then the answer cannot stand)."""
         from ase.units import GPa
+
+        from matforge.mlip.calculator import MatforgeCalculator
 
         if properties is None:
             return {}
         labelled = {a.info.get("uid"): a for a in self.training()}
         labels = [labelled.get(a.info["uid"]) for a in visited]
-        if any(a is None or a.calc is None or "stress" not in a.calc.results for a in labels):
+        if any(
+            a is None or a.calc is None or not {"stress", "forces"} <= set(a.calc.results)
+            for a in labels
+        ):
             return {}  # a failed oracle call: nothing measured
-        reference = np.array([a.get_stress(voigt=True) / GPa for a in labels])
-        change = property_residual(properties, visited, predicted, reference, self.spec)
+        if self.relax_residual:
+            try:
+                change = relaxed_residual(
+                    properties,
+                    composition,
+                    visited,
+                    [a.get_forces() for a in labels],
+                    np.array([a.get_stress(voigt=True) for a in labels]),
+                    lambda: MatforgeCalculator(answering),
+                    self.spec,
+                )
+            except RelaxationError:
+                log.warning(
+                    "%s: a relaxation under the labels' corrections did not converge; "
+                    "nothing measured this round",
+                    composition_key(composition),
+                )
+                return {}
+        else:
+            reference = np.array([a.get_stress(voigt=True) / GPa for a in labels])
+            change = property_residual(properties, visited, predicted, reference, self.spec)
         return relative_spread(properties, {k: abs(v) for k, v in change.items()})
 
     def _residual_score(self, residual: dict[str, float]) -> float:

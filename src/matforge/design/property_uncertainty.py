@@ -25,12 +25,20 @@ leaves out is that the oracle would relax the atoms' positions a little differen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 
-from matforge.design.atomistic import AlloyProperties, SupercellSpec
+from matforge.design.atomistic import (
+    AlloyProperties,
+    CalculatorFactory,
+    Observer,
+    SupercellSpec,
+    alloy_properties,
+)
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -39,6 +47,7 @@ __all__ = [
     "property_residual",
     "property_spread",
     "relative_spread",
+    "relaxed_residual",
 ]
 
 QUANTITIES = ("lattice_constant", "c11", "c12", "c44", "misfit")
@@ -167,3 +176,88 @@ def relative_spread(properties: AlloyProperties, spread: dict[str, float]) -> di
     if spreads and rms > 0:
         out["misfit"] = max(spreads) / rms
     return out
+
+
+class _Corrected(Calculator):
+    """A calculator plus constant force (eV/A, per atom) and stress (eV/A^3, Voigt)
+    corrections. The energy is left as is: ASE's BFGS and cell filter step on forces and
+    stress only."""
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, inner: Any, forces: np.ndarray, stress: np.ndarray) -> None:
+        super().__init__()
+        self.inner, self.forces, self.stress = inner, forces, stress
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self.inner.calculate(self.atoms, properties or ["energy"], system_changes)
+        results = dict(self.inner.results)
+        results["forces"] = results["forces"] + self.forces
+        if "stress" in results:
+            results["stress"] = results["stress"] + self.stress
+        self.results = results
+
+
+def relaxed_residual(
+    properties: AlloyProperties,
+    composition: Mapping[str, float],
+    visited: Sequence[Atoms],
+    forces: Sequence[np.ndarray],
+    stresses: np.ndarray,
+    calculator: CalculatorFactory,
+    spec: SupercellSpec,
+    observe: Observer | None = None,
+) -> dict[str, float]:
+    """How much each property (keys as `property_spread`) changes when every relaxation of
+    `alloy_properties(composition, calculator, spec)` (which gave `properties` and
+    `visited`, in the order it relaxed them) is redone with the oracle's forces (`forces`,
+    eV/A, one (atoms, 3) array per configuration) and stresses (`stresses`,
+    (configurations, 6), eV/A^3, ASE's Voigt order) on `visited` in place of the
+    potential's there: signed, in the property's unit. `observe` sees the configurations
+    relaxed under the corrections (as `alloy_properties`'s): labelled by the oracle, they
+    are the next Newton step's input. Raises `RelaxationError` when a corrected relaxation
+    does not converge."""
+    if len(forces) != len(visited) or np.shape(stresses) != (len(visited), 6):
+        raise ValueError(
+            f"need forces and stresses for each of the {len(visited)} configurations, got "
+            f"{len(forces)} and {np.shape(stresses)}"
+        )
+    corrections = []
+    for atoms, force, stress in zip(visited, forces, stresses, strict=True):
+        probe = atoms.copy()
+        probe.calc = calculator()
+        corrections.append(
+            (
+                np.asarray(force) - probe.get_forces(),
+                np.asarray(stress) - probe.get_stress(voigt=True),
+            )
+        )
+    made = iter(corrections)
+
+    def corrected() -> _Corrected:
+        # alloy_properties asks for a calculator once per relaxation, in the order it
+        # reports the relaxed configurations: the n-th one gets the n-th correction
+        try:
+            force, stress = next(made)
+        except StopIteration:
+            raise ValueError(
+                f"alloy_properties relaxed more than the {len(visited)} configurations given"
+            ) from None
+        return _Corrected(calculator(), force, stress)
+
+    again = alloy_properties(composition, corrected, spec, observe=observe)
+    if next(made, None) is not None:
+        raise ValueError(f"alloy_properties relaxed fewer than the {len(visited)} configurations")
+    change = {
+        key: getattr(again, key) - getattr(properties, key)
+        for key in ("lattice_constant", "c11", "c12", "c44")
+    }
+    for element, value in properties.misfit_volumes.items():
+        change[f"misfit:{element}"] = again.misfit_volumes[element] - value
+    return change

@@ -148,6 +148,7 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "verified": oracle.verified,
         "committee_calibration_factor": summary["calibration_factor"],
         "acceptance": learned.acceptance,
+        "relax_residual": learned.relax_residual,
         "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),
     }

@@ -186,8 +186,8 @@ class LearnedProperties:
     # "committee": an answer stands on the committee's spread (labels only where it is
     # unsure); "residual": every round labels all the configurations the answer rests on
     # and it stands when the error measured against those labels is within `margin` of
-    # each tolerance (the rest is left for what the labels do not measure: the oracle
-    # would relax the atoms' positions a little differently)
+    # each tolerance (the rest is left for what the measurement misses: with
+    # `relax_residual` the second-order part of relaxing the positions under the oracle)
     acceptance: str = "committee"
     margin: float = 0.5
     # residual acceptance: measure the error by relaxing again under the labels' forces

@@ -376,9 +376,8 @@ class LearnedProperties:
                 # every configuration is labelled, before the verdict: the labels are the
                 # measurement (and the next fit's data when the answer does not stand)
                 answering = self.potential_for(key)  # before the labels refit it
-                predicted = self._own_stresses(key, visited)
                 self._add_labels(key, scores, list(range(len(visited))), visited, training)
-                residual = self._measured(composition, properties, visited, predicted, answering)
+                residual = self._measured(composition, properties, visited, answering)
                 worst = self._residual_score(residual)
             else:
                 worst = scores.answer_score
@@ -461,10 +460,9 @@ class LearnedProperties:
         self._label_pending()
         self._update_calibration(scores, picked, chosen)
 
-    def _own_stresses(self, key: str, visited: list[Atoms]) -> np.ndarray:
-        """The stresses on `visited` (S, 6), GPa, of the fit that answers `key` (before new
-        labels refit it)."""
-        coefficients = self.potential_for(key).model.coefficients.detach().cpu().numpy()
+    def _own_stresses(self, potential: Potential, visited: list[Atoms]) -> np.ndarray:
+        """The stresses on `visited` (S, 6), GPa, of `potential` (a fit of `trainer`)."""
+        coefficients = potential.model.coefficients.detach().cpu().numpy()
         return linear_stresses(self.trainer.cache, visited, coefficients.reshape(1, -1))[:, 0]
 
     def _measured(
@@ -472,13 +470,13 @@ class LearnedProperties:
         composition: Mapping[str, float],
         properties: AlloyProperties | None,
         visited: list[Atoms],
-        predicted: np.ndarray,
         answering: Potential,
     ) -> dict[str, float]:
         """Each property's error (relative, as the tolerances) against the oracle's labels
         of `visited`: relaxed again under them (`relax_residual`), or to first order from
-        the potential's stresses `predicted` (`_own_stresses`). Empty when a relaxation
-        failed or a label is missing (then the answer cannot stand)."""
+        the stresses of `answering` (the fit that answered, before the labels refit it).
+        Empty when a relaxation failed or a label is missing (then the answer cannot
+        stand)."""
         from ase.units import GPa
 
         from matforge.mlip.calculator import MatforgeCalculator
@@ -512,6 +510,7 @@ class LearnedProperties:
                 return {}
         else:
             reference = np.array([a.get_stress(voigt=True) / GPa for a in labels])
+            predicted = self._own_stresses(answering, visited)
             change = property_residual(properties, visited, predicted, reference, self.spec)
         return relative_spread(properties, {k: abs(v) for k, v in change.items()})
 

@@ -40,7 +40,7 @@ class SlowFlakyOracle:
             if len(atoms) == 31:
                 raise RuntimeError("SCF did not converge (injected failure)")
             if len(atoms) == 30:
-                time.sleep(30)  # hangs: only a timeout ends it
+                time.sleep(10)  # hangs past the 3 s timeout: only the timeout ends it
             return self.emt(atoms)
         finally:
             if self.log is not None:
@@ -66,7 +66,7 @@ def test_runner_keeps_results_when_calls_fail_or_time_out():
     jobs = list(enumerate(_cells(32, 31, 30, 32)))
     results, failures = {}, []
     with (
-        # three workers: the hanging call's two attempts keep two busy for 30 s each, and
+        # three workers: the hanging call's two attempts keep two busy for 10 s each, and
         # the failing call's retry must not wait behind them (its timeout counts queueing;
         # on a loaded 2-core machine it did)
         LocalCluster(n_workers=3, threads_per_worker=1, dashboard_address=None) as cluster,

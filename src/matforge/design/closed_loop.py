@@ -78,6 +78,14 @@ class AtomisticSettings(StrictModel):
         "again under the labels' forces and stresses (positions included), else to first "
         "order in the stresses",
     )
+    newton_steps: int = Field(
+        2,
+        ge=1,
+        le=2,
+        description="relaxed residual: 2 confirms an answer the first Newton step accepts "
+        "with a second step from the configurations the first relaxed to (labelled too), "
+        "adding the second step's size to the measured error",
+    )
     local_weight: float = Field(
         1.0,
         ge=1.0,
@@ -231,6 +239,7 @@ def learned_properties(
         acceptance=settings.acceptance,
         margin=settings.margin,
         relax_residual=settings.relax_residual,
+        newton_steps=settings.newton_steps,
         local_weight=settings.local_weight,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),

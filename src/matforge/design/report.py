@@ -149,6 +149,7 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "committee_calibration_factor": summary["calibration_factor"],
         "acceptance": learned.acceptance,
         "relax_residual": learned.relax_residual,
+        "newton_steps": learned.newton_steps,
         "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),
     }

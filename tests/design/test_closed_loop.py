@@ -383,6 +383,7 @@ def test_residual_acceptance_measures_each_answers_error_on_its_own_labels(tmp_p
             # each round labelled every configuration (cell, 12 strains, 1 swap here), and
             # the accepting round the configurations of its second Newton step too
             assert answer.labels >= 14 * answer.rounds + 14
+            assert learned.curve[-1]["newton_steps"] == 2
     assert oracle.calls == learned.store.count(role="train", status="labelled")
     # local_weight: the potential that answers a composition fits that composition's own
     # labels more closely than the global fit does

@@ -391,6 +391,7 @@ class LearnedProperties:
             training = self.training()
             scores = self._scores(key, properties, visited, training, rounds)
             residual: dict[str, float] = {}
+            steps = 0  # measurements the error rests on (relaxed: Newton steps)
             if self.acceptance == "residual":
                 # every configuration is labelled, before the verdict: the labels are the
                 # measurement (and the next fit's data when the answer does not stand)
@@ -398,13 +399,22 @@ class LearnedProperties:
                 self._add_labels(key, scores, list(range(len(visited))), visited, training)
                 residual, first = self._measured(composition, properties, visited, answering)
                 worst = self._residual_score(residual)
+                steps = int(bool(residual))
                 if worst <= 1.0 and first is not None and self.newton_steps == 2:
                     residual = self._second_step(key, composition, properties, first, answering)
                     worst = self._residual_score(residual)
+                    steps = 2 if residual else 0
             else:
                 worst = scores.answer_score
             self._record(
-                key, rounds, scores, len(visited), len(training), properties is None, residual
+                key,
+                rounds,
+                scores,
+                len(visited),
+                len(training),
+                properties is None,
+                residual,
+                steps,
             )
             done = properties is not None and worst <= 1.0
             if done or rounds >= self.max_rounds:
@@ -719,6 +729,7 @@ class LearnedProperties:
         labels: int,
         failed: bool,
         residual: dict[str, float],
+        steps: int,
     ) -> None:
         self.curve.append(
             {
@@ -734,6 +745,7 @@ class LearnedProperties:
                 "property_score": scores.property_score,
                 "calibration_factor": self.calibration_factor(),
                 **{f"relative_sd_{q}": v for q, v in scores.relative.items()},
+                "newton_steps": steps,
                 **{f"measured_error_{q}": v for q, v in residual.items()},
             }
         )

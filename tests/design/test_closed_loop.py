@@ -118,6 +118,30 @@ def test_an_answer_the_potential_cannot_vouch_for_is_computed_by_the_oracle(tmp_
     assert (answer.source, answer.trusted) == ("potential", False)
     assert flagged.direct_calls == 0
     assert flagged.summary()["untrusted"] == [composition_key(composition)]
+    # residual acceptance with newton_fallback: the Newton steps go on from the potential's
+    # answer, each labelled, to EMT's own properties (within a tenth of each tolerance per
+    # step); on 32-atom cells a step costs some 20 calls against EMT's ~400 for its own run
+    stepping = CountingOracle()
+    with ExecutorSpec(kind="serial").runner(stepping) as runner:
+        newton = learner(
+            tmp_path / "newton.db",
+            stepping,
+            runner,
+            acceptance="residual",
+            margin=1e-3,
+            max_rounds=1,
+            newton_fallback=6,
+        )
+        answer = newton(composition)
+    assert (answer.source, answer.trusted, newton.direct_calls) == ("newton", True, 0)
+    got = answer.properties
+    assert got.lattice_constant == pytest.approx(ref.lattice_constant, rel=4e-4)
+    for name in ("c11", "c12", "c44"):
+        assert getattr(got, name) == pytest.approx(getattr(ref, name), rel=0.01), name
+    assert max(answer.residual.values()) > 0
+    assert newton.summary()["reached_by_newton"] == [composition_key(composition)]
+    # the initial set (6), the round (14) and at least one labelled Newton step (14)
+    assert answer.labels >= 6 + 14 + 14
     with pytest.raises(ConfigError, match="untrusted"):
         learner(tmp_path / "bad.db", flagging, None, untrusted="ignore")
     with pytest.raises(ConfigError, match="tolerances"):

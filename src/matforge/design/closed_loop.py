@@ -86,6 +86,14 @@ class AtomisticSettings(StrictModel):
         "with a second step from the configurations the first relaxed to (labelled too), "
         "adding the second step's size to the measured error",
     )
+    newton_fallback: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="residual acceptance: an answer the potential cannot vouch for after "
+        "max_rounds goes on by up to this many labelled Newton steps toward the oracle's "
+        "own properties before the oracle computes it directly (0: directly)",
+    )
     local_weight: float = Field(
         1.0,
         ge=1.0,
@@ -240,6 +248,7 @@ def learned_properties(
         margin=settings.margin,
         relax_residual=settings.relax_residual,
         newton_steps=settings.newton_steps,
+        newton_fallback=settings.newton_fallback,
         local_weight=settings.local_weight,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),

@@ -36,7 +36,11 @@ pieces:
    `newton_steps=2` an answer the first step accepts is measured again from the
    configurations the first step relaxed to (labelled too), and the second step's size is
    added to the error, so an answer stands only where the steps converge.
-   After `max_rounds` refits, or when the potential still cannot relax the composition,
+   After `max_rounds` refits, with `newton_fallback` steps allowed, the Newton steps go on
+   (each labelled) until a step changes no property by more than a tenth of its
+   tolerance: the properties they reach are the oracle's own to that accuracy
+   (`source = "newton"`, for some 20 labels a step). Otherwise (or when the potential still
+   cannot relax the composition)
    the oracle's calculator computes the properties directly (`source = "oracle"`, its
    calls counted in `direct_calls`): the design never rests on a number the potential
    could not vouch for. With `untrusted="flag"` a potential answer that is still
@@ -83,10 +87,11 @@ from matforge.design.atomistic import (
 from matforge.design.property_uncertainty import (
     DEFAULT_TOLERANCES,
     QUANTITIES,
+    corrected_properties,
+    property_change,
     property_residual,
     property_spread,
     relative_spread,
-    relaxed_residual,
 )
 from matforge.mlip.potential import Potential
 
@@ -121,6 +126,7 @@ class _Step:
 
     change: dict[str, float]
     moved: list[Atoms]
+    properties: AlloyProperties  # relaxed under the corrections
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,9 @@ class LearnedAnswer:
     rounds: int  # refits this composition needed
     labels: int  # oracle labels this composition added
     seconds: float
-    source: str = "potential"  # or "oracle": computed by the oracle's calculator directly
+    # or "oracle": computed by the oracle's calculator directly; or "newton": the oracle's
+    # own properties reached by Newton steps from the potential's (`newton_fallback`)
+    source: str = "potential"
     # committee sd of each property at the final fit (A, GPa, A^3; `property_spread`)
     uncertainty: dict[str, float] = field(default_factory=dict)
     verified: AlloyProperties | None = None  # the oracle's own, when confirmed (`verify`)
@@ -211,6 +219,10 @@ class LearnedProperties:
     # configurations the first step relaxed to) before an answer stands, and adds that
     # step's size to the measured error: an answer stands only where the steps converge
     newton_steps: int = 2
+    # an answer the potential cannot vouch for after max_rounds (residual acceptance):
+    # up to this many Newton steps toward the oracle's own properties (19 labels each for
+    # four elements) before the oracle computes it directly (some 400 calls); 0: directly
+    newton_fallback: int = 0
     # the potential that answers a composition weights that composition's own labels this
     # many times more than the rest (1: one global fit answers every composition)
     local_weight: float = 1.0
@@ -235,6 +247,8 @@ class LearnedProperties:
             )
         if self.local_weight < 1:
             raise ConfigError(f"local_weight {self.local_weight}: must be >= 1")
+        if self.newton_fallback < 0:
+            raise ConfigError(f"newton_fallback {self.newton_fallback}: must be >= 0")
         if self.newton_steps not in (1, 2):
             raise ConfigError(f"newton_steps {self.newton_steps}: 1 or 2")
         if not 0 < self.margin <= 1:
@@ -385,8 +399,11 @@ class LearnedProperties:
         started = time.perf_counter()
         labels_before = self.store.count(role="train")
         rounds = 0
+        first: _Step | None = None
+        answering: Potential | None = None
         while True:
             rounds += 1
+            first = None
             properties, visited = self._compute(composition)
             training = self.training()
             scores = self._scores(key, properties, visited, training, rounds)
@@ -428,6 +445,19 @@ class LearnedProperties:
             why = "the potential's relaxation failed"
         elif worst > 1.0 and self.untrusted == "oracle":
             why = f"uncertainty score {worst:.2f} is still above 1"
+        if why and first is not None and answering is not None and self.newton_fallback:
+            assert properties is not None  # a step was measured from it
+            reached = self._newton_answer(key, composition, properties, first, answering)
+            if reached is not None:
+                log.warning(
+                    "%s: %s after %d refits; the oracle's own properties were reached by "
+                    "Newton steps from the potential's",
+                    key,
+                    why,
+                    rounds,
+                )
+                properties, residual, why, source = *reached, "", "newton"
+                worst = self._residual_score(residual)
         if why:
             log.warning(
                 "%s: %s after %d refits; computing it with the oracle's calculator directly",
@@ -436,7 +466,7 @@ class LearnedProperties:
                 rounds,
             )
             properties, source = self._with_oracle(composition, why), "oracle"
-        trusted = worst <= 1.0 or source == "oracle"
+        trusted = worst <= 1.0 or source in ("oracle", "newton")
         if not trusted:
             log.warning(
                 "%s: uncertainty score %.2f still above 1 after %d refits; the answer is "
@@ -454,7 +484,7 @@ class LearnedProperties:
             time.perf_counter() - started,
             source,
             scores.spread if source == "potential" else {},
-            residual=residual if source == "potential" else {},
+            residual=residual if source != "oracle" else {},
         )
         self.answers[key] = answer
         self.store.update_metadata(
@@ -530,8 +560,7 @@ class LearnedProperties:
             moved.append(atoms)
 
         try:
-            change = relaxed_residual(
-                properties,
+            corrected = corrected_properties(
                 composition,
                 at,
                 [a.get_forces() for a in labels],
@@ -547,7 +576,7 @@ class LearnedProperties:
                 key,
             )
             return None
-        return _Step(change, moved)
+        return _Step(property_change(properties, corrected), moved, corrected)
 
     def _measured(
         self,
@@ -591,20 +620,61 @@ class LearnedProperties:
         corrections, and the error is |second| + |second - first| per property (the
         second step's size bounds what remains when the steps at least halve the error;
         where they diverge the sum is large and the answer does not stand)."""
-        self.store.add_pending(
-            first.moved,
-            role="train",
-            iteration=len(self.curve),
-            reasons=["second Newton step of the measured error"] * len(first.moved),
-            measure="relaxed_residual",
-            keys=[{"composition": key, "step": a.info["step"]} for a in first.moved],
-        )
-        self._label_pending()
+        self._label_new(key, first.moved, "second Newton step of the measured error")
         second = self._newton_step(composition, properties, first.moved, answering)
         if second is None:
             return {}
         bound = {k: abs(v) + abs(v - first.change[k]) for k, v in second.change.items()}
         return relative_spread(properties, bound)
+
+    def _label_new(self, key: str, configurations: list[Atoms], reason: str) -> None:
+        """Has the oracle label those of `configurations` the store does not hold yet."""
+        new = [a for a in configurations if self.store.db.count(uid=a.info["uid"]) == 0]
+        if not new:
+            return
+        self.store.add_pending(
+            new,
+            role="train",
+            iteration=len(self.curve),
+            reasons=[reason] * len(new),
+            measure="relaxed_residual",
+            keys=[{"composition": key, "step": a.info["step"]} for a in new],
+        )
+        self._label_pending()
+
+    def _newton_answer(
+        self,
+        key: str,
+        composition: Mapping[str, float],
+        properties: AlloyProperties,
+        step: _Step,
+        answering: Potential,
+    ) -> tuple[AlloyProperties, dict[str, float]] | None:
+        """The oracle's own properties reached by Newton steps with the potential's Hessian
+        from the last round's first step (each step: the oracle labels the configurations
+        the previous one relaxed to, 19 calls for four elements, and the relaxations are
+        redone under those corrections), for a composition the potential could not vouch
+        for: the properties and the last step's size (relative, as the tolerances) once
+        that size is within a tenth of every tolerance; None when it is not within
+        `newton_fallback` steps, when a step grows, or when a relaxation fails."""
+        previous = float("inf")
+        for _ in range(self.newton_fallback):
+            self._label_new(key, step.moved, "Newton step toward the oracle's own properties")
+            following = self._newton_step(composition, properties, step.moved, answering)
+            if following is None:
+                return None
+            size = relative_spread(
+                following.properties,
+                {k: abs(v - step.change[k]) for k, v in following.change.items()},
+            )
+            score = max(size[q] / (0.1 * t) for q, t in self.tolerances.items() if q in size)
+            if score <= 1.0:
+                return following.properties, size
+            if score > previous:
+                log.warning("%s: the Newton steps grow (diverge)", key)
+                return None
+            previous, step = score, following
+        return None
 
     def _residual_score(self, residual: dict[str, float]) -> float:
         """max over quantities of measured error / (margin * tolerance); inf when nothing
@@ -794,4 +864,5 @@ class LearnedProperties:
             "computed_by_oracle": sorted(
                 k for k, a in self.answers.items() if a.source == "oracle"
             ),
+            "reached_by_newton": sorted(k for k, a in self.answers.items() if a.source == "newton"),
         }

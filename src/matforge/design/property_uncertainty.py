@@ -204,8 +204,7 @@ class _Corrected(Calculator):
         self.results = results
 
 
-def relaxed_residual(
-    properties: AlloyProperties,
+def corrected_properties(
     composition: Mapping[str, float],
     visited: Sequence[Atoms],
     forces: Sequence[np.ndarray],
@@ -213,16 +212,17 @@ def relaxed_residual(
     calculator: CalculatorFactory,
     spec: SupercellSpec,
     observe: Observer | None = None,
-) -> dict[str, float]:
-    """How much each property (keys as `property_spread`) changes when every relaxation of
-    `alloy_properties(composition, calculator, spec)` (which gave `properties` and
-    `visited`, in the order it relaxed them) is redone with the oracle's forces (`forces`,
-    eV/A, one (atoms, 3) array per configuration) and stresses (`stresses`,
-    (configurations, 6), eV/A^3, ASE's Voigt order) on `visited` in place of the
-    potential's there: signed, in the property's unit. `observe` sees the configurations
-    relaxed under the corrections (as `alloy_properties`'s): labelled by the oracle, they
-    are the next Newton step's input. Raises `RelaxationError` when a corrected relaxation
-    does not converge."""
+) -> AlloyProperties:
+    """`alloy_properties(composition, calculator, spec)` with every relaxation redone under
+    the calculator plus constant corrections: the oracle's forces (`forces`, eV/A, one
+    (atoms, 3) array per configuration) and stresses (`stresses`, (configurations, 6),
+    eV/A^3, ASE's Voigt order) minus the calculator's own, on `visited` (the configurations
+    an earlier run relaxed to, in the order it relaxed them). One Newton step toward the
+    oracle's relaxed states with the calculator's Hessian; at a fixed point (the oracle's
+    forces and stresses vanish on `visited`) these are the oracle's own properties.
+    `observe` sees the configurations relaxed under the corrections (as
+    `alloy_properties`'s): labelled by the oracle, they are the next step's input. Raises
+    `RelaxationError` when a corrected relaxation does not converge."""
     if len(forces) != len(visited) or np.shape(stresses) != (len(visited), 6):
         raise ValueError(
             f"need forces and stresses for each of the {len(visited)} configurations, got "
@@ -254,10 +254,35 @@ def relaxed_residual(
     again = alloy_properties(composition, corrected, spec, observe=observe)
     if next(made, None) is not None:
         raise ValueError(f"alloy_properties relaxed fewer than the {len(visited)} configurations")
+    return again
+
+
+def property_change(before: AlloyProperties, after: AlloyProperties) -> dict[str, float]:
+    """after - before per property, signed, keys as `property_spread`."""
     change = {
-        key: getattr(again, key) - getattr(properties, key)
+        key: getattr(after, key) - getattr(before, key)
         for key in ("lattice_constant", "c11", "c12", "c44")
     }
-    for element, value in properties.misfit_volumes.items():
-        change[f"misfit:{element}"] = again.misfit_volumes[element] - value
+    for element, value in before.misfit_volumes.items():
+        change[f"misfit:{element}"] = after.misfit_volumes[element] - value
     return change
+
+
+def relaxed_residual(
+    properties: AlloyProperties,
+    composition: Mapping[str, float],
+    visited: Sequence[Atoms],
+    forces: Sequence[np.ndarray],
+    stresses: np.ndarray,
+    calculator: CalculatorFactory,
+    spec: SupercellSpec,
+    observe: Observer | None = None,
+) -> dict[str, float]:
+    """How much each property (keys as `property_spread`) changes from `properties` (what
+    `alloy_properties(composition, calculator, spec)` gave, relaxing `visited`) when its
+    relaxations are redone under the oracle's corrections (`corrected_properties`, whose
+    arguments these are): signed, in the property's unit."""
+    again = corrected_properties(
+        composition, visited, forces, stresses, calculator, spec, observe=observe
+    )
+    return property_change(properties, again)

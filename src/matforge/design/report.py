@@ -150,6 +150,8 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "acceptance": learned.acceptance,
         "relax_residual": learned.relax_residual,
         "newton_steps": learned.newton_steps,
+        "newton_fallback": learned.newton_fallback,
+        "reached_by_newton": summary["reached_by_newton"],
         "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),
     }

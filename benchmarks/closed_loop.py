@@ -22,7 +22,7 @@ fresh database. Reported:
   property_error_pct is the largest of the per-quantity maxima; and how often the error is
   within 2 committee standard deviations (`design.property_uncertainty`).
 Ends with one line `BENCHMARK {...}`; the JSON goes to `--out`
-(benchmarks/results/closed_loop.json).
+(benchmarks/results/closed_loop.json), the loop's store beside it (same name, `.db`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import math
+import shutil
 import tempfile
 import time
 import warnings
@@ -155,6 +156,11 @@ def main() -> None:
         oracle = result.oracle
         summary = oracle.properties.summary()
         calls_loop = summary["labels"] + summary["failed"] + summary["direct_calls"]
+        # the loop's store (labels, answers, learning curve) beside the JSON, for a later look
+        kept = Path(args.out).with_suffix(".db")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(folder) / "loop.db", kept.with_suffix(".db.part"))
+        kept.with_suffix(".db.part").replace(kept)
     designed = result.best_feasible(1)
     designed_key = composition_key(
         {e: designed[0][f"x_{e}"] for e in config.elements if designed[0][f"x_{e}"] > 0}

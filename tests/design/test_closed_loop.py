@@ -142,6 +142,24 @@ def test_an_answer_the_potential_cannot_vouch_for_is_computed_by_the_oracle(tmp_
     assert newton.summary()["reached_by_newton"] == [composition_key(composition)]
     # the initial set (6), the round (14) and at least one labelled Newton step (14)
     assert answer.labels >= 6 + 14 + 14
+    # damped steps (half a Newton step on the positions) reach the same properties
+    with ExecutorSpec(kind="serial").runner(CountingOracle()) as runner:
+        damped = learner(
+            tmp_path / "damped.db",
+            runner.oracle,
+            runner,
+            acceptance="residual",
+            margin=1e-3,
+            max_rounds=1,
+            newton_fallback=12,
+            newton_damping=0.5,
+        )
+        answer = damped(composition)
+    assert answer.source == "newton"
+    for name in ("c11", "c12", "c44"):
+        assert getattr(answer.properties, name) == pytest.approx(getattr(ref, name), rel=0.01)
+    with pytest.raises(ConfigError, match="newton_damping"):
+        learner(tmp_path / "bad.db", flagging, None, newton_damping=0.0)
     with pytest.raises(ConfigError, match="untrusted"):
         learner(tmp_path / "bad.db", flagging, None, untrusted="ignore")
     with pytest.raises(ConfigError, match="tolerances"):

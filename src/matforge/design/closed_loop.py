@@ -94,6 +94,13 @@ class AtomisticSettings(StrictModel):
         "max_rounds goes on by up to this many labelled Newton steps toward the oracle's "
         "own properties before the oracle computes it directly (0: directly)",
     )
+    newton_damping: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="the Newton fallback moves the positions by this fraction of a full "
+        "step (0.5 converges where full steps grow)",
+    )
     local_weight: float = Field(
         1.0,
         ge=1.0,
@@ -249,6 +256,7 @@ def learned_properties(
         relax_residual=settings.relax_residual,
         newton_steps=settings.newton_steps,
         newton_fallback=settings.newton_fallback,
+        newton_damping=settings.newton_damping,
         local_weight=settings.local_weight,
         initial=settings.initial,
         weights=RowWeights(settings.energy_weight, settings.force_weight, settings.stress_weight),

@@ -223,6 +223,9 @@ class LearnedProperties:
     # up to this many Newton steps toward the oracle's own properties (19 labels each for
     # four elements) before the oracle computes it directly (some 400 calls); 0: directly
     newton_fallback: int = 0
+    # the fallback's steps move the positions by this fraction of a full Newton step: 0.5
+    # converged on an Al-rich alloy (Al20Cu10Ni70) where full steps grow
+    newton_damping: float = 1.0
     # the potential that answers a composition weights that composition's own labels this
     # many times more than the rest (1: one global fit answers every composition)
     local_weight: float = 1.0
@@ -247,6 +250,8 @@ class LearnedProperties:
             )
         if self.local_weight < 1:
             raise ConfigError(f"local_weight {self.local_weight}: must be >= 1")
+        if not 0 < self.newton_damping <= 1:
+            raise ConfigError(f"newton_damping {self.newton_damping}: must be in (0, 1]")
         if self.newton_fallback < 0:
             raise ConfigError(f"newton_fallback {self.newton_fallback}: must be >= 0")
         if self.newton_steps not in (1, 2):
@@ -544,6 +549,7 @@ class LearnedProperties:
         properties: AlloyProperties,
         at: list[Atoms],
         answering: Potential,
+        damping: float = 1.0,
     ) -> _Step | None:
         """`relaxed_residual` from the oracle's labels of `at`; None (with a warning) when a
         label is missing or a corrected relaxation does not converge."""
@@ -563,7 +569,11 @@ class LearnedProperties:
             corrected = corrected_properties(
                 composition,
                 at,
-                [a.get_forces() for a in labels],
+                # damped on the positions only: the relaxation then stops where the
+                # potential's forces moved by `damping` x the oracle's, and at the fixed
+                # point the oracle's forces still vanish (stress is the strained cells'
+                # output, so it is never scaled)
+                [damping * a.get_forces() for a in labels],
                 np.array([a.get_stress(voigt=True) for a in labels]),
                 lambda: MatforgeCalculator(answering),
                 self.spec,
@@ -660,7 +670,9 @@ class LearnedProperties:
         previous = float("inf")
         for _ in range(self.newton_fallback):
             self._label_new(key, step.moved, "Newton step toward the oracle's own properties")
-            following = self._newton_step(composition, properties, step.moved, answering)
+            following = self._newton_step(
+                composition, properties, step.moved, answering, self.newton_damping
+            )
             if following is None:
                 return None
             size = relative_spread(

@@ -151,6 +151,7 @@ def _closed_loop_outputs(run, result, metrics: dict, best: dict | None) -> None:
         "relax_residual": learned.relax_residual,
         "newton_steps": learned.newton_steps,
         "newton_fallback": learned.newton_fallback,
+        "newton_damping": learned.newton_damping,
         "reached_by_newton": summary["reached_by_newton"],
         "computed_by_oracle": summary["computed_by_oracle"],
         "database": str(learned.store.url),

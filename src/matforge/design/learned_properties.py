@@ -408,7 +408,6 @@ class LearnedProperties:
         answering: Potential | None = None
         while True:
             rounds += 1
-            first = None
             properties, visited = self._compute(composition)
             training = self.training()
             scores = self._scores(key, properties, visited, training, rounds)
